@@ -7,10 +7,11 @@
 
 namespace gossync::tls {
 
-std::string DrainOpensslErrors() {
+std::string DrainOpensslErrors(std::vector<unsigned long>* codes) {
   std::string out;
   unsigned long e;
   while ((e = ERR_get_error()) != 0) {
+    if (codes != nullptr) codes->push_back(e);
     const char* reason = ERR_reason_error_string(e);
     std::string text;
     if (reason != nullptr) {

@@ -14,6 +14,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "gossync/status.h"
 
@@ -37,7 +38,8 @@ using SslCtxPtr = std::unique_ptr<SSL_CTX, OsslDeleter<SSL_CTX_free>>;
 
 // Drains this thread's OpenSSL error queue into "reason; reason" (library
 // reason strings, e.g. "certificate verify failed"). Empty if the queue was empty.
-std::string DrainOpensslErrors();
+// With `codes`, the packed error codes are appended to it, oldest first.
+std::string DrainOpensslErrors(std::vector<unsigned long>* codes = nullptr);
 
 // A Status of `code` whose message is `what`, followed by ": " and the drained
 // OpenSSL errors when there are any.

@@ -8,6 +8,37 @@
 #include "agent/tls/ossl.h"
 
 namespace gossync::tls {
+namespace {
+
+// Errors that mean "I do not accept who you are" (locally, or in an alert
+// from the peer) rather than "these bytes are not TLS".
+bool IsIdentityRefusal(unsigned long code) {
+  if (ERR_GET_LIB(code) != ERR_LIB_SSL) return false;
+  int reason = ERR_GET_REASON(code);
+  switch (reason) {
+    case SSL_R_CERTIFICATE_VERIFY_FAILED:
+    case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+      return true;
+    default:
+      break;
+  }
+  // A received alert is reported as reason SSL_AD_REASON_OFFSET + alert.
+  switch (reason - SSL_AD_REASON_OFFSET) {
+    case SSL3_AD_BAD_CERTIFICATE:
+    case SSL3_AD_UNSUPPORTED_CERTIFICATE:
+    case SSL3_AD_CERTIFICATE_REVOKED:
+    case SSL3_AD_CERTIFICATE_EXPIRED:
+    case SSL3_AD_CERTIFICATE_UNKNOWN:
+    case TLS1_AD_UNKNOWN_CA:
+    case TLS1_AD_ACCESS_DENIED:
+    case TLS13_AD_CERTIFICATE_REQUIRED:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
 
 // Heap-allocated so that the PeerExpectation handed to OpenSSL (ex_data) keeps
 // its address when the session moves.
@@ -29,9 +60,11 @@ struct TlsSession::State {
   }
 
   // OpenSSL's reasons after a failed call, with the certificate verification
-  // result (or gossync's own identity check) spelled out.
+  // result (or gossync's own identity check) spelled out. PermissionDenied
+  // when either side refused the other's identity, Corruption for the rest.
   Status Failure(int ssl_error, std::string_view during) {
-    std::string errs = DrainOpensslErrors();
+    std::vector<unsigned long> codes;
+    std::string errs = DrainOpensslErrors(&codes);
     long verify = SSL_get_verify_result(ssl.get());
     if (ssl_error == SSL_ERROR_ZERO_RETURN) {
       return Status::Aborted(std::string("peer closed the connection during ") +
@@ -49,6 +82,9 @@ struct TlsSession::State {
       return Status::PermissionDenied(std::move(m));
     }
     if (errs.empty()) m += " (SSL error " + std::to_string(ssl_error) + ")";
+    for (unsigned long code : codes) {
+      if (IsIdentityRefusal(code)) return Status::PermissionDenied(std::move(m));
+    }
     return Status::Corruption(std::move(m));
   }
 

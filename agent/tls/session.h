@@ -61,7 +61,8 @@ class TlsSession {
   // Bytes received from the peer. Advances the handshake if it is not done.
   // LimitExceeded (nothing consumed) if that would leave more than
   // kMaxPendingInput bytes unconsumed: read plaintext first. A handshake
-  // failure returns PermissionDenied (verification) or Corruption (protocol),
+  // failure returns PermissionDenied (either side refused the other's
+  // certificate or identity) or Corruption (anything else: not TLS, TLS 1.2),
   // with OpenSSL's reason, e.g. "TLS handshake failed: certificate verify
   // failed: unable to get local issuer certificate".
   Status FeedCiphertext(std::span<const uint8_t> bytes);
