@@ -80,8 +80,9 @@ Result<IssuedFiles> InitCa(const std::string& dir, bool force) {
     for (const auto& p : {key_path, cert_path}) {
       if (Exists(p)) {
         return Status::AlreadyExists(
-            p + " already exists; refusing to replace the cluster CA (every node certificate "
-                "is signed by it); use --force to replace it");
+            p +
+            " already exists; refusing to replace the cluster CA (every node certificate "
+            "is signed by it); use --force to replace it");
       }
     }
   }

@@ -22,8 +22,8 @@
 
 namespace gossync::tls {
 
-inline constexpr int kCaValidityDays = 3650;       // 10 years
-inline constexpr int kDefaultNodeCertDays = 825;   // the CA/Browser Forum's old cap
+inline constexpr int kCaValidityDays = 3650;      // 10 years
+inline constexpr int kDefaultNodeCertDays = 825;  // the CA/Browser Forum's old cap
 inline constexpr int kMaxNodeCertDays = kCaValidityDays;
 
 // What a call wrote, for the CLI to print.

@@ -41,8 +41,8 @@ Status CheckPin(SSL_CTX* ctx, X509* leaf, const std::string& name) {
   if (it == pins->end()) return Status::Ok();
   std::string fp = CertFingerprint(leaf);
   if (fp != it->second) {
-    return Status::PermissionDenied("certificate of '" + name + "' has SHA-256 fingerprint " +
-                                    fp + ", but the pin for '" + name + "' is " + it->second);
+    return Status::PermissionDenied("certificate of '" + name + "' has SHA-256 fingerprint " + fp +
+                                    ", but the pin for '" + name + "' is " + it->second);
   }
   return Status::Ok();
 }
@@ -87,8 +87,7 @@ Result<std::string> AsciiString(const ASN1_STRING* s, std::string_view what) {
     // The name came from a peer: print only a bounded, printable rendering.
     std::string shown;
     for (char c : out.substr(0, 64)) shown += (c >= 0x20 && c < 0x7f) ? c : '?';
-    return Status::InvalidArgument(std::string(what) + " '" + shown +
-                                   "' is not a valid node name");
+    return Status::InvalidArgument(std::string(what) + " '" + shown + "' is not a valid node name");
   }
   return out;
 }
@@ -135,8 +134,8 @@ Result<std::string> NormalizeFingerprint(std::string_view text) {
 
 Result<std::string> CertNodeName(X509* cert) {
   if (cert == nullptr) return Status::InvalidArgument("no certificate");
-  auto* sans = static_cast<GENERAL_NAMES*>(
-      X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  auto* sans =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
   if (sans != nullptr) {
     const ASN1_IA5STRING* dns = nullptr;
     int count = 0;
@@ -165,8 +164,7 @@ Result<std::string> CertNodeName(X509* cert) {
   if (X509_NAME_get_index_by_NID(subject, NID_commonName, idx) >= 0) {
     return Status::InvalidArgument("certificate has several CNs and no DNS name");
   }
-  return AsciiString(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, idx)),
-                     "certificate CN");
+  return AsciiString(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, idx)), "certificate CN");
 }
 
 Result<std::string> OwnName(SSL_CTX* ctx) {
@@ -268,9 +266,8 @@ Result<SslCtxPtr> MakeContext(const TlsConfig& config) {
     sk_X509_free(untrusted);
     if (!ok) {
       ERR_clear_error();
-      return Status::InvalidArgument("certificate " + config.cert +
-                                     " does not verify against CA " + config.ca + ": " +
-                                     X509_verify_cert_error_string(err));
+      return Status::InvalidArgument("certificate " + config.cert + " does not verify against CA " +
+                                     config.ca + ": " + X509_verify_cert_error_string(err));
     }
   }
 

@@ -20,8 +20,8 @@ constexpr std::string_view kKeyIdLabel = "gossync-key-id";
 constexpr size_t kBase64KeyChars = 44;  // 4 * ceil(32 / 3)
 
 bool IsBase64Char(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '+' || c == '/';
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+         c == '/';
 }
 
 std::string EncodeKey(const GossipKeyBytes& key) {
@@ -101,14 +101,14 @@ Result<Keyring> Keyring::FromKeys(std::span<const GossipKeyBytes> keys) {
     GossipKey k{keys[i], ComputeKeyId(keys[i])};
     for (size_t j = 0; j < ring.keys_.size(); ++j) {
       if (CRYPTO_memcmp(ring.keys_[j].bytes.data(), k.bytes.data(), kGossipKeySize) == 0) {
-        return Status::InvalidArgument("key " + std::to_string(i + 1) +
-                                       " repeats key " + std::to_string(j + 1));
+        return Status::InvalidArgument("key " + std::to_string(i + 1) + " repeats key " +
+                                       std::to_string(j + 1));
       }
       if (ring.keys_[j].id == k.id) {
         // 2^-32 per pair: practically never, but the id must name one key.
         return Status::InvalidArgument("keys " + std::to_string(j + 1) + " and " +
-                                       std::to_string(i + 1) + " share key id " +
-                                       KeyIdHex(k.id) + "; generate a new key");
+                                       std::to_string(i + 1) + " share key id " + KeyIdHex(k.id) +
+                                       "; generate a new key");
       }
     }
     ring.keys_.push_back(k);

@@ -70,8 +70,7 @@ Result<std::string> ReadSmallFile(const std::string& path, size_t max_bytes) {
     data.append(buf, n);
     if (data.size() > max_bytes) {
       std::fclose(f);
-      return Status::LimitExceeded(path + ": larger than " + std::to_string(max_bytes) +
-                                   " bytes");
+      return Status::LimitExceeded(path + ": larger than " + std::to_string(max_bytes) + " bytes");
     }
   }
   bool err = std::ferror(f) != 0;

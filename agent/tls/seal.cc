@@ -18,8 +18,7 @@ constexpr size_t kAadSize = 1 + kKeyIdSize;
 
 }  // namespace
 
-Status Seal(const Keyring& keyring, std::span<const uint8_t> plaintext,
-            std::vector<uint8_t>* out) {
+Status Seal(const Keyring& keyring, std::span<const uint8_t> plaintext, std::vector<uint8_t>* out) {
   if (plaintext.size() > kMaxSealPlaintext) {
     return Status::LimitExceeded("gossip packet of " + std::to_string(plaintext.size()) +
                                  " bytes is too large to seal (at most " +
@@ -41,16 +40,16 @@ Status Seal(const Keyring& keyring, std::span<const uint8_t> plaintext,
   CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
   int len = 0;
   // The default GCM IV length is 12 bytes, our nonce size.
-  bool ok = ctx &&
-            EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.bytes.data(), nonce) ==
-                1 &&
-            EVP_EncryptUpdate(ctx.get(), nullptr, &len, p, static_cast<int>(kAadSize)) == 1 &&
-            EVP_EncryptUpdate(ctx.get(), ct, &len, plaintext.data(),
-                              static_cast<int>(plaintext.size())) == 1 &&
-            static_cast<size_t>(len) == plaintext.size() &&
-            EVP_EncryptFinal_ex(ctx.get(), ct + len, &len) == 1 && len == 0 &&
-            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, static_cast<int>(kSealTagSize),
-                                tag) == 1;
+  bool ok =
+      ctx &&
+      EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.bytes.data(), nonce) == 1 &&
+      EVP_EncryptUpdate(ctx.get(), nullptr, &len, p, static_cast<int>(kAadSize)) == 1 &&
+      EVP_EncryptUpdate(ctx.get(), ct, &len, plaintext.data(),
+                        static_cast<int>(plaintext.size())) == 1 &&
+      static_cast<size_t>(len) == plaintext.size() &&
+      EVP_EncryptFinal_ex(ctx.get(), ct + len, &len) == 1 && len == 0 &&
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, static_cast<int>(kSealTagSize), tag) ==
+          1;
   if (!ok) {
     out->clear();
     return OpensslError(Code::kInternal, "AES-256-GCM seal");
@@ -91,8 +90,7 @@ Status Open(const Keyring& keyring, std::span<const uint8_t> packet,
   bool setup =
       ctx &&
       EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key->bytes.data(), nonce) == 1 &&
-      EVP_DecryptUpdate(ctx.get(), nullptr, &len, packet.data(), static_cast<int>(kAadSize)) ==
-          1 &&
+      EVP_DecryptUpdate(ctx.get(), nullptr, &len, packet.data(), static_cast<int>(kAadSize)) == 1 &&
       EVP_DecryptUpdate(ctx.get(), plaintext->data(), &len, ct, static_cast<int>(ct_size)) == 1 &&
       static_cast<size_t>(len) == ct_size &&
       // The API takes a non-const pointer but only reads the tag.
@@ -108,33 +106,48 @@ Status Open(const Keyring& keyring, std::span<const uint8_t> packet,
     OPENSSL_cleanse(plaintext->data(), plaintext->size());
     plaintext->clear();
     ERR_clear_error();
-    return Status::PermissionDenied("sealed packet failed authentication (tampered, or sealed "
-                                    "with another key that has the same id)");
+    return Status::PermissionDenied(
+        "sealed packet failed authentication (tampered, or sealed "
+        "with another key that has the same id)");
   }
   return Status::Ok();
 }
 
 OpenError ClassifyOpenError(const Status& status) {
   switch (status.code()) {
-    case Code::kOk: return OpenError::kNone;
-    case Code::kCorruption: return OpenError::kTooShort;
-    case Code::kLimitExceeded: return OpenError::kTooLong;
-    case Code::kInvalidArgument: return OpenError::kUnknownVersion;
-    case Code::kNotFound: return OpenError::kUnknownKeyId;
-    case Code::kPermissionDenied: return OpenError::kAuthFailed;
-    default: return OpenError::kInternal;
+    case Code::kOk:
+      return OpenError::kNone;
+    case Code::kCorruption:
+      return OpenError::kTooShort;
+    case Code::kLimitExceeded:
+      return OpenError::kTooLong;
+    case Code::kInvalidArgument:
+      return OpenError::kUnknownVersion;
+    case Code::kNotFound:
+      return OpenError::kUnknownKeyId;
+    case Code::kPermissionDenied:
+      return OpenError::kAuthFailed;
+    default:
+      return OpenError::kInternal;
   }
 }
 
 const char* OpenErrorName(OpenError e) {
   switch (e) {
-    case OpenError::kNone: return "ok";
-    case OpenError::kTooShort: return "too_short";
-    case OpenError::kTooLong: return "too_long";
-    case OpenError::kUnknownVersion: return "unknown_version";
-    case OpenError::kUnknownKeyId: return "unknown_key_id";
-    case OpenError::kAuthFailed: return "auth_failed";
-    case OpenError::kInternal: return "internal";
+    case OpenError::kNone:
+      return "ok";
+    case OpenError::kTooShort:
+      return "too_short";
+    case OpenError::kTooLong:
+      return "too_long";
+    case OpenError::kUnknownVersion:
+      return "unknown_version";
+    case OpenError::kUnknownKeyId:
+      return "unknown_key_id";
+    case OpenError::kAuthFailed:
+      return "auth_failed";
+    case OpenError::kInternal:
+      return "internal";
   }
   return "unknown";
 }

@@ -17,8 +17,8 @@ using BnPtr = std::unique_ptr<BIGNUM, OsslDeleter<BN_free>>;
 Status AddExtension(X509* cert, X509V3_CTX* ctx, int nid, const std::string& value) {
   X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, ctx, nid, value.c_str());
   if (ext == nullptr) {
-    return OpensslError(Code::kInternal, std::string("build extension ") + OBJ_nid2sn(nid) +
-                                             "=" + value);
+    return OpensslError(Code::kInternal,
+                        std::string("build extension ") + OBJ_nid2sn(nid) + "=" + value);
   }
   int ok = X509_add_ext(cert, ext, -1);
   X509_EXTENSION_free(ext);
@@ -81,14 +81,13 @@ Result<X509Ptr> BuildCertificate(const CertSpec& spec, EVP_PKEY* subject_key, X5
   }
 
   X509_NAME* subject = X509_get_subject_name(cert.get());
-  if (X509_NAME_add_entry_by_txt(
-          subject, "CN", MBSTRING_UTF8,
-          reinterpret_cast<const unsigned char*>(spec.common_name.c_str()),
-          static_cast<int>(spec.common_name.size()), -1, 0) != 1) {
-    return OpensslError(Code::kInvalidArgument, "certificate common name '" + spec.common_name + "'");
+  if (X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_UTF8,
+                                 reinterpret_cast<const unsigned char*>(spec.common_name.c_str()),
+                                 static_cast<int>(spec.common_name.size()), -1, 0) != 1) {
+    return OpensslError(Code::kInvalidArgument,
+                        "certificate common name '" + spec.common_name + "'");
   }
-  X509_NAME* issuer_name =
-      issuer_cert != nullptr ? X509_get_subject_name(issuer_cert) : subject;
+  X509_NAME* issuer_name = issuer_cert != nullptr ? X509_get_subject_name(issuer_cert) : subject;
   if (X509_set_issuer_name(cert.get(), issuer_name) != 1 ||
       X509_set_pubkey(cert.get(), subject_key) != 1) {
     return OpensslError(Code::kInternal, "set issuer and key");
@@ -144,7 +143,8 @@ Result<std::string> CertToPem(X509* cert) {
 
 Result<std::string> KeyToPem(EVP_PKEY* key) {
   BioPtr bio(BIO_new(BIO_s_secmem()));
-  if (!bio || PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+  if (!bio ||
+      PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
     return OpensslError(Code::kInternal, "encode private key");
   }
   char* data = nullptr;
@@ -165,8 +165,8 @@ Result<std::vector<X509Ptr>> ReadCertChainFile(const std::string& path) {
   // The loop ends with a "no start line" error at end of input; anything else
   // is a damaged PEM block.
   unsigned long err = ERR_peek_last_error();
-  if (err != 0 && !(ERR_GET_LIB(err) == ERR_LIB_PEM &&
-                    ERR_GET_REASON(err) == PEM_R_NO_START_LINE)) {
+  if (err != 0 &&
+      !(ERR_GET_LIB(err) == ERR_LIB_PEM && ERR_GET_REASON(err) == PEM_R_NO_START_LINE)) {
     return OpensslError(Code::kCorruption, path + ": bad PEM certificate");
   }
   ERR_clear_error();
@@ -186,8 +186,8 @@ Result<PkeyPtr> ReadKeyFile(const std::string& path) {
   ERR_clear_error();
   // A null password callback with no user data: an encrypted key fails here
   // instead of prompting on a terminal the daemon does not have.
-  PkeyPtr key(PEM_read_bio_PrivateKey(bio->get(), nullptr,
-                                      [](char*, int, int, void*) { return -1; }, nullptr));
+  PkeyPtr key(PEM_read_bio_PrivateKey(
+      bio->get(), nullptr, [](char*, int, int, void*) { return -1; }, nullptr));
   if (!key) return OpensslError(Code::kInvalidArgument, path + ": no usable PEM private key");
   return key;
 }

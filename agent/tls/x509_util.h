@@ -19,8 +19,8 @@ Result<PkeyPtr> GenerateKey();
 struct CertSpec {
   std::string common_name;             // subject CN
   std::vector<std::string> dns_names;  // subjectAltName DNS entries; none: no SAN
-  bool is_ca = false;  // CA: CA:TRUE,pathlen:0 + keyCertSign,cRLSign.
-                       // Leaf: CA:FALSE + digitalSignature + serverAuth,clientAuth.
+  bool is_ca = false;                  // CA: CA:TRUE,pathlen:0 + keyCertSign,cRLSign.
+                                       // Leaf: CA:FALSE + digitalSignature + serverAuth,clientAuth.
   // Validity, in seconds relative to now. The default start is an hour back so
   // that a peer whose clock is a little behind does not see "not yet valid".
   int64_t not_before_s = -3600;

@@ -223,8 +223,8 @@ TEST_CASE("Ca: issue refuses to replace a node's files unless forced", "[tls][ca
 TEST_CASE("Ca: issue rejects bad node names and validity periods", "[tls][ca]") {
   TempDir dir;
   REQUIRE(InitCa(dir.path()).ok());
-  for (const char* bad : {"", "Alpha", "-alpha", ".alpha", "a b", "a,DNS:evil", "../x", "a/b",
-                          "ca", "alpha\n", "caf\xc3\xa9"}) {
+  for (const char* bad : {"", "Alpha", "-alpha", ".alpha", "a b", "a,DNS:evil", "../x", "a/b", "ca",
+                          "alpha\n", "caf\xc3\xa9"}) {
     INFO("name: " << bad);
     auto r = IssueNode(dir.path(), bad);
     CHECK(r.status().code() == Code::kInvalidArgument);
@@ -233,8 +233,7 @@ TEST_CASE("Ca: issue rejects bad node names and validity periods", "[tls][ca]") 
   CHECK(IssueNode(dir.path(), std::string(63, 'a')).ok());
   CHECK(IssueNode(dir.path(), "0node").ok());
   CHECK(IssueNode(dir.path(), "x", 0).status().code() == Code::kInvalidArgument);
-  CHECK(IssueNode(dir.path(), "x", kMaxNodeCertDays + 1).status().code() ==
-        Code::kInvalidArgument);
+  CHECK(IssueNode(dir.path(), "x", kMaxNodeCertDays + 1).status().code() == Code::kInvalidArgument);
   // Nothing but the CA and the two good nodes was written.
   size_t files = 0;
   for (const auto& e : std::filesystem::directory_iterator(dir.path())) {

@@ -15,8 +15,8 @@ using testing::TestCa;
 
 // Writes a certificate for `node` signed by the CA in `ca_dir` with a
 // validity window relative to now (seconds), for clock tests.
-void WriteCertWithValidity(const std::string& ca_dir, const std::string& node,
-                           int64_t not_before_s, int64_t not_after_s) {
+void WriteCertWithValidity(const std::string& ca_dir, const std::string& node, int64_t not_before_s,
+                           int64_t not_after_s) {
   auto ca_cert = ReadCertFile(CaCertPath(ca_dir));
   auto ca_key = ReadKeyFile(CaKeyPath(ca_dir));
   REQUIRE(ca_cert.ok());
@@ -33,9 +33,9 @@ void WriteCertWithValidity(const std::string& ca_dir, const std::string& node,
   REQUIRE(WriteFileAtomic(NodeCertPath(ca_dir, node), *CertToPem(cert->get()), 0644,
                           Overwrite::kReplace)
               .ok());
-  REQUIRE(WriteFileAtomic(NodeKeyPath(ca_dir, node), *KeyToPem(key->get()), 0600,
-                          Overwrite::kReplace)
-              .ok());
+  REQUIRE(
+      WriteFileAtomic(NodeKeyPath(ca_dir, node), *KeyToPem(key->get()), 0600, Overwrite::kReplace)
+          .ok());
 }
 
 TEST_CASE("Context: a node's certificate, key and CA load into a TLS 1.3-only context",

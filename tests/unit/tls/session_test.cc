@@ -182,8 +182,7 @@ TEST_CASE("Session: the client refuses a server certificate from another CA", "[
   CHECK_FALSE(server.handshake_done());
 }
 
-TEST_CASE("Session: a self-signed certificate with a member's name is refused",
-          "[tls][session]") {
+TEST_CASE("Session: a self-signed certificate with a member's name is refused", "[tls][session]") {
   TestCa ca;
   TempDir dir;
   SECTION("as a client") {
@@ -385,7 +384,7 @@ TEST_CASE("Session: garbage after the handshake kills the session with an error"
   REQUIRE((r.a.ok() && r.b.ok()));
   REQUIRE(client.WritePlaintext(std::string_view("real data")).ok());
   std::string ct = client.TakeCiphertext();
-  ct[ct.size() / 2] ^= 1;  // one flipped bit in an application record
+  ct[ct.size() / 2] ^= 1;                   // one flipped bit in an application record
   REQUIRE(server.FeedCiphertext(ct).ok());  // buffered; the record is opened on read
   uint8_t buf[64];
   auto n = server.ReadPlaintext(buf);

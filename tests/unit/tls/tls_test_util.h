@@ -13,9 +13,9 @@
 
 #include "agent/tls/ca.h"
 #include "agent/tls/context.h"
+#include "agent/tls/secret_file.h"
 #include "agent/tls/session.h"
 #include "agent/tls/x509_util.h"
-#include "agent/tls/secret_file.h"
 
 namespace gossync::tls::testing {
 
@@ -81,8 +81,8 @@ inline SslCtxPtr RawContext(const std::string& cert_path, const std::string& key
     REQUIRE(SSL_CTX_use_certificate_chain_file(ctx.get(), cert_path.c_str()) == 1);
     REQUIRE(SSL_CTX_use_PrivateKey_file(ctx.get(), key_path.c_str(), SSL_FILETYPE_PEM) == 1);
   }
-  SSL_CTX_set_verify(ctx.get(),
-                     SSL_VERIFY_PEER | (server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), nullptr);
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER | (server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+                     nullptr);
   return ctx;
 }
 
