@@ -71,16 +71,16 @@ Hash256 Entry::Digest() const { return Sha256(CanonicalEncoding(*this)); }
 Status ValidateEntry(const Entry& e) {
   GOSSYNC_RETURN_IF_ERROR(ValidatePath(e.path));
   if (static_cast<uint8_t>(e.kind) > static_cast<uint8_t>(EntryKind::kSymlink)) {
-    return Status::InvalidArgument("entry kind " + std::to_string(static_cast<int>(e.kind)) + " is unknown");
+    return Status::InvalidArgument("kind " + std::to_string(static_cast<int>(e.kind)) + " is unknown");
   }
   if ((e.mode & ~kModeMask) != 0) {
-    return Status::InvalidArgument("entry mode has bits outside 07777");
+    return Status::InvalidArgument("mode has bits outside 07777");
   }
   if (!VersionVector::Valid(e.vv.pairs())) {
-    return Status::InvalidArgument("entry version vector is not sorted, unique and positive");
+    return Status::InvalidArgument("version vector is not sorted, unique and positive");
   }
   if (!IsValidNodeName(e.origin)) {
-    return Status::InvalidArgument("entry origin is not a valid node name");
+    return Status::InvalidArgument("origin is not a valid node name");
   }
   if (e.target.size() > kMaxSymlinkTarget) {
     return Status::InvalidArgument("symlink target is " + std::to_string(e.target.size()) +
