@@ -35,10 +35,14 @@ size_t RssBytes() {
   return 0;
 }
 
-std::string PathOf(uint64_t i) { return "data/d" + std::to_string(i / 1000) + "/file-" + std::to_string(i) + ".bin"; }
+std::string PathOf(uint64_t i) {
+  return "data/d" + std::to_string(i / 1000) + "/file-" + std::to_string(i) + ".bin";
+}
 
 // An entry digest stand-in: distinct per (path, version), as Entry::Digest is.
-Hash256 DigestOf(const std::string& path, uint32_t version) { return Sha256(path + "#" + std::to_string(version)); }
+Hash256 DigestOf(const std::string& path, uint32_t version) {
+  return Sha256(path + "#" + std::to_string(version));
+}
 
 double Percentile(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
@@ -57,7 +61,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   using Clock = std::chrono::steady_clock;
-  std::printf("bench_merkle: %" PRIu64 " entries, depth %d, %" PRIu64 " updates\n", entries, depth, updates);
+  std::printf("bench_merkle: %" PRIu64 " entries, depth %d, %" PRIu64 " updates\n", entries, depth,
+              updates);
 
   // Everything the benchmark itself needs is allocated before the baseline.
   std::vector<uint32_t> version(entries, 1);
@@ -97,13 +102,15 @@ int main(int argc, char** argv) {
   for (double s : samples_ns) sum += s;
 
   std::printf("  build:      %.2f s (%.0f ns per insert, root %s...)\n", build_s,
-              build_s * 1e9 / static_cast<double>(entries), gossync::core::ToHex(root).substr(0, 16).c_str());
+              build_s * 1e9 / static_cast<double>(entries),
+              gossync::core::ToHex(root).substr(0, 16).c_str());
   std::printf("  leaves:     %zu non-empty, %.1f entries per leaf\n", tree.leaf_count(),
               static_cast<double>(entries) / static_cast<double>(tree.leaf_count()));
   std::printf("  update:     median %.2f us, p99 %.2f us, mean %.2f us (Replace + Flush)\n",
               Percentile(samples_ns, 0.5) / 1000, Percentile(samples_ns, 0.99) / 1000,
               sum / static_cast<double>(samples_ns.size()) / 1000);
-  std::printf("  memory:     MemoryBytes %.1f MB = %.1f bytes per entry\n", static_cast<double>(mem) / 1e6,
+  std::printf("  memory:     MemoryBytes %.1f MB = %.1f bytes per entry\n",
+              static_cast<double>(mem) / 1e6,
               static_cast<double>(mem) / static_cast<double>(entries));
   std::printf("  rss delta:  %.1f MB = %.1f bytes per entry (VmRSS before and after the build)\n",
               static_cast<double>(rss_after - rss_before) / 1e6,

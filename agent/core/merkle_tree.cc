@@ -87,7 +87,8 @@ struct MerkleTree::Impl {
     if (!n->dirty) return;
     if (level == depth) {
       auto* leaf = static_cast<Leaf*>(n);
-      hasher.Update(std::span<const uint8_t>(leaf->digests.front().data(), leaf->digests.size() * 32));
+      hasher.Update(
+          std::span<const uint8_t>(leaf->digests.front().data(), leaf->digests.size() * 32));
     } else {
       auto* in = static_cast<Interior*>(n);
       std::array<uint8_t, 16 * 32> buf{};
@@ -107,7 +108,8 @@ struct MerkleTree::Impl {
     if (n == nullptr) return 0;
     if (level == depth) {
       const auto* leaf = static_cast<const Leaf*>(n);
-      return Chunk(sizeof(Leaf)) + (leaf->digests.capacity() ? Chunk(leaf->digests.capacity() * 32) : 0);
+      return Chunk(sizeof(Leaf)) +
+             (leaf->digests.capacity() ? Chunk(leaf->digests.capacity() * 32) : 0);
     }
     const auto* in = static_cast<const Interior*>(n);
     size_t total = Chunk(sizeof(Interior));
@@ -184,7 +186,8 @@ bool MerkleTree::Remove(uint32_t bucket, const Hash256& digest) {
   --impl_->leaves;
   for (int level = depth_ - 1; level >= 0; --level) {
     auto* in = static_cast<Interior*>(*slots[level]);
-    if (std::any_of(in->child.begin(), in->child.end(), [](Node* c) { return c != nullptr; })) break;
+    if (std::any_of(in->child.begin(), in->child.end(), [](Node* c) { return c != nullptr; }))
+      break;
     delete in;
     *slots[level] = nullptr;
   }

@@ -79,8 +79,8 @@ class MerkleTree {
   // next mutation. REQUIRES: bucket < bucket_count().
   std::span<const Hash256> LeafDigests(uint32_t bucket) const;
 
-  size_t size() const { return size_; }                 // entry digests held
-  size_t leaf_count() const;                            // non-empty leaves
+  size_t size() const { return size_; }  // entry digests held
+  size_t leaf_count() const;             // non-empty leaves
   // Approximate heap use, counting the allocator's per-block overhead.
   // Walks the tree: O(nodes), for diagnostics and benchmarks.
   size_t MemoryBytes() const;

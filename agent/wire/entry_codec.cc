@@ -20,7 +20,8 @@ Result<core::Entry> EntryFromObject(const msgpack::object& o) {
   uint64_t kind = 0, mode = 0;
   // Lengths are bounded before copying; the content is judged by ValidateEntry.
   GOSSYNC_RETURN_IF_ERROR(f.Str(0, "path", &e.path, core::kMaxPathBytes));
-  GOSSYNC_RETURN_IF_ERROR(f.Uint(1, "kind", &kind, static_cast<uint64_t>(core::EntryKind::kSymlink)));
+  GOSSYNC_RETURN_IF_ERROR(
+      f.Uint(1, "kind", &kind, static_cast<uint64_t>(core::EntryKind::kSymlink)));
   GOSSYNC_RETURN_IF_ERROR(f.Uint(2, "mode", &mode, core::kModeMask));
   GOSSYNC_RETURN_IF_ERROR(f.Uint(3, "size", &e.size));
   GOSSYNC_RETURN_IF_ERROR(f.Int(4, "mtime_ns", &e.mtime_ns));
@@ -38,7 +39,8 @@ Result<core::Entry> EntryFromObject(const msgpack::object& o) {
   // The VersionVector constructor CHECKs its invariants; a peer's vector is
   // checked here first so that bad input is an error, not an abort.
   if (!core::VersionVector::Valid(pairs)) {
-    return Status::InvalidArgument("entry.vv: pairs must be sorted by node, unique, with counters > 0");
+    return Status::InvalidArgument(
+        "entry.vv: pairs must be sorted by node, unique, with counters > 0");
   }
   e.vv = core::VersionVector(std::move(pairs));
   GOSSYNC_RETURN_IF_ERROR(f.Uint(8, "hlc", &e.hlc));

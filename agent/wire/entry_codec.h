@@ -17,10 +17,9 @@
 // throws and never aborts, whatever the bytes.
 #pragma once
 
-#include <msgpack.hpp>
-
 #include <cstddef>
 #include <cstdint>
+#include <msgpack.hpp>
 #include <span>
 #include <vector>
 
@@ -44,7 +43,8 @@ void PackEntry(msgpack::packer<Stream>& pk, const core::Entry& e) {
   pk.pack(e.size);
   pk.pack(e.mtime_ns);
   pk.pack_bin(static_cast<uint32_t>(e.hash.size()));
-  pk.pack_bin_body(reinterpret_cast<const char*>(e.hash.data()), static_cast<uint32_t>(e.hash.size()));
+  pk.pack_bin_body(reinterpret_cast<const char*>(e.hash.data()),
+                   static_cast<uint32_t>(e.hash.size()));
   pk.pack(e.target);
   pk.pack_array(static_cast<uint32_t>(e.vv.pairs().size()));
   for (const core::VvPair& p : e.vv.pairs()) {

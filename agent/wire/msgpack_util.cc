@@ -27,7 +27,9 @@ Status Scan(std::span<const uint8_t> in, const UnpackLimits& lim) {
   // Values still to read in each open container; the bottom entry is the
   // single top-level value.
   std::vector<uint64_t> pending{1};
-  auto truncated = [&] { return Status::Corruption("msgpack truncated at byte " + std::to_string(n)); };
+  auto truncated = [&] {
+    return Status::Corruption("msgpack truncated at byte " + std::to_string(n));
+  };
   auto need = [&](size_t bytes) { return n - pos >= bytes; };
 
   while (!pending.empty()) {
@@ -37,17 +39,20 @@ Status Scan(std::span<const uint8_t> in, const UnpackLimits& lim) {
     }
     --pending.back();
     if (++objects > lim.max_objects) {
-      return Status::LimitExceeded("msgpack has more than " + std::to_string(lim.max_objects) + " values");
+      return Status::LimitExceeded("msgpack has more than " + std::to_string(lim.max_objects) +
+                                   " values");
     }
     if (!need(1)) return truncated();
     const size_t at = pos;
     const uint8_t b = p[pos++];
 
-    uint64_t container = 0;  // values a container header adds
-    bool is_container = false;
-    const char* kind = nullptr;
-    uint64_t payload = 0;    // bytes of str/bin/ext data to skip
-    size_t limit = 0;
+    // What the header at `at` announces.
+    uint64_t container = 0;  // values in a container (pairs for a map)
+    const char* container_kind = nullptr;
+    uint64_t data = 0;        // bytes of str/bin/ext data, or of a number
+    uint64_t skip_extra = 0;  // the ext type byte
+    const char* blob_kind = nullptr;
+    size_t blob_limit = 0;
 
     auto read_len = [&](size_t width, uint64_t* out) {
       if (!need(width)) return false;
@@ -58,83 +63,75 @@ Status Scan(std::span<const uint8_t> in, const UnpackLimits& lim) {
 
     if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
       // fixint, nil, false, true: the byte is the value
-    } else if (b >= 0x80 && b <= 0x8f) {
-      is_container = true, kind = "map", container = b & 0x0f;
-    } else if (b >= 0x90 && b <= 0x9f) {
-      is_container = true, kind = "array", container = b & 0x0f;
-    } else if (b >= 0xa0 && b <= 0xbf) {
-      kind = "str", payload = b & 0x1f, limit = lim.max_str;
-    } else {
-      switch (b) {
-        case 0xc1:
-          return Status::Corruption("msgpack has the never-used byte 0xc1 at byte " + std::to_string(at));
-        case 0xc4: case 0xc5: case 0xc6:
-          if (!read_len(size_t{1} << (b - 0xc4), &payload)) return truncated();
-          kind = "bin", limit = lim.max_bin;
-          break;
-        case 0xc7: case 0xc8: case 0xc9:
-          if (!read_len(size_t{1} << (b - 0xc7), &payload)) return truncated();
-          ++payload;  // the ext type byte
-          kind = "ext", limit = lim.max_ext + 1;
-          break;
-        case 0xca: payload = 4; break;  // float32
-        case 0xcb: payload = 8; break;  // float64
-        case 0xcc: case 0xcd: case 0xce: case 0xcf: payload = size_t{1} << (b - 0xcc); break;
-        case 0xd0: case 0xd1: case 0xd2: case 0xd3: payload = size_t{1} << (b - 0xd0); break;
-        case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:  // fixext 1..16 plus type
-          payload = (size_t{1} << (b - 0xd4)) + 1;
-          kind = "ext", limit = lim.max_ext + 1;
-          break;
-        case 0xd9: case 0xda: case 0xdb:
-          if (!read_len(size_t{1} << (b - 0xd9), &payload)) return truncated();
-          kind = "str", limit = lim.max_str;
-          break;
-        case 0xdc: case 0xdd:
-          if (!read_len(b == 0xdc ? 2 : 4, &container)) return truncated();
-          is_container = true, kind = "array";
-          break;
-        case 0xde: case 0xdf:
-          if (!read_len(b == 0xde ? 2 : 4, &container)) return truncated();
-          is_container = true, kind = "map";
-          break;
-        default:
-          return Status::Internal("msgpack scan: unhandled byte");  // every byte is covered above
-      }
+    } else if (b <= 0x8f) {  // fixmap
+      container_kind = "map", container = b & 0x0f;
+    } else if (b <= 0x9f) {  // fixarray
+      container_kind = "array", container = b & 0x0f;
+    } else if (b <= 0xbf) {  // fixstr
+      blob_kind = "str", blob_limit = lim.max_str, data = b & 0x1f;
+    } else if (b == 0xc1) {
+      return Status::Corruption("msgpack has the never-used byte 0xc1 at byte " +
+                                std::to_string(at));
+    } else if (b <= 0xc6) {  // bin 8/16/32
+      if (!read_len(size_t{1} << (b - 0xc4), &data)) return truncated();
+      blob_kind = "bin", blob_limit = lim.max_bin;
+    } else if (b <= 0xc9) {  // ext 8/16/32
+      if (!read_len(size_t{1} << (b - 0xc7), &data)) return truncated();
+      blob_kind = "ext", blob_limit = lim.max_ext, skip_extra = 1;
+    } else if (b <= 0xcb) {  // float 32/64
+      data = b == 0xca ? 4 : 8;
+    } else if (b <= 0xd3) {  // uint 8..64, int 8..64
+      data = size_t{1} << ((b - 0xcc) % 4);
+    } else if (b <= 0xd8) {  // fixext 1..16
+      data = size_t{1} << (b - 0xd4);
+      blob_kind = "ext", blob_limit = lim.max_ext, skip_extra = 1;
+    } else if (b <= 0xdb) {  // str 8/16/32
+      if (!read_len(size_t{1} << (b - 0xd9), &data)) return truncated();
+      blob_kind = "str", blob_limit = lim.max_str;
+    } else if (b <= 0xdd) {  // array 16/32
+      if (!read_len(b == 0xdc ? 2 : 4, &container)) return truncated();
+      container_kind = "array";
+    } else {  // map 16/32
+      if (!read_len(b == 0xde ? 2 : 4, &container)) return truncated();
+      container_kind = "map";
     }
 
-    if (is_container) {
-      const bool is_map = kind[0] == 'm';
+    if (container_kind != nullptr) {
+      const bool is_map = container_kind[0] == 'm';
       const size_t max = is_map ? lim.max_map : lim.max_array;
       if (container > max) {
-        return Status::LimitExceeded("msgpack " + std::string(kind) + " of " + std::to_string(container) +
-                                     " exceeds the limit of " + std::to_string(max));
+        return Status::LimitExceeded("msgpack " + std::string(container_kind) + " of " +
+                                     std::to_string(container) + " exceeds the limit of " +
+                                     std::to_string(max));
       }
       const uint64_t values = is_map ? 2 * container : container;
       if (values > n - pos) return truncated();  // each value takes at least one byte
       if (pending.size() > lim.max_depth) {
-        return Status::LimitExceeded("msgpack nesting deeper than " + std::to_string(lim.max_depth));
+        return Status::LimitExceeded("msgpack nesting deeper than " +
+                                     std::to_string(lim.max_depth));
       }
       pending.push_back(values);
-    } else if (payload > 0) {
-      if (kind != nullptr && payload > limit) {
-        return Status::LimitExceeded("msgpack " + std::string(kind) + " of " +
-                                     std::to_string(kind[0] == 'e' ? payload - 1 : payload) +
-                                     " bytes exceeds the limit of " +
-                                     std::to_string(kind[0] == 'e' ? limit - 1 : limit));
-      }
-      if (!need(payload)) return truncated();
-      pos += payload;
+      continue;
     }
+    if (blob_kind != nullptr && data > blob_limit) {
+      return Status::LimitExceeded("msgpack " + std::string(blob_kind) + " of " +
+                                   std::to_string(data) + " bytes exceeds the limit of " +
+                                   std::to_string(blob_limit));
+    }
+    if (n - pos < skip_extra || n - pos - skip_extra < data) return truncated();
+    pos += skip_extra + data;
   }
   if (pos != n) {
-    return Status::Corruption("msgpack has " + std::to_string(n - pos) + " trailing bytes after the value");
+    return Status::Corruption("msgpack has " + std::to_string(n - pos) +
+                              " trailing bytes after the value");
   }
   return Status::Ok();
 }
 
 }  // namespace
 
-Result<msgpack::object_handle> SafeUnpack(std::span<const uint8_t> bytes, const UnpackLimits& limits) {
+Result<msgpack::object_handle> SafeUnpack(std::span<const uint8_t> bytes,
+                                          const UnpackLimits& limits) {
   if (bytes.empty()) return Status::Corruption("msgpack message is empty");
   GOSSYNC_RETURN_IF_ERROR(Scan(bytes, limits));
   // The scan has vetted the structure; msgpack-c's own limits stay on as a
@@ -142,11 +139,15 @@ Result<msgpack::object_handle> SafeUnpack(std::span<const uint8_t> bytes, const 
   try {
     std::size_t off = 0;
     bool referenced = false;
-    msgpack::unpack_limit lim(limits.max_array, limits.max_map, limits.max_str, limits.max_bin, limits.max_ext,
+    // msgpack-c counts an ext's type byte in its length; UnpackLimits does not.
+    const size_t ext = limits.max_ext == SIZE_MAX ? SIZE_MAX : limits.max_ext + 1;
+    msgpack::unpack_limit lim(limits.max_array, limits.max_map, limits.max_str, limits.max_bin, ext,
                               limits.max_depth);
-    msgpack::object_handle oh = msgpack::unpack(reinterpret_cast<const char*>(bytes.data()), bytes.size(), off,
-                                                referenced, nullptr, nullptr, lim);
-    if (off != bytes.size()) return Status::Corruption("msgpack has trailing bytes after the value");
+    msgpack::object_handle oh =
+        msgpack::unpack(reinterpret_cast<const char*>(bytes.data()), bytes.size(), off, referenced,
+                        nullptr, nullptr, lim);
+    if (off != bytes.size())
+      return Status::Corruption("msgpack has trailing bytes after the value");
     return oh;
   } catch (const msgpack::size_overflow& e) {  // also depth_size_overflow
     return Status::LimitExceeded(std::string("msgpack: ") + e.what());
@@ -163,17 +164,28 @@ Result<msgpack::object_handle> SafeUnpack(std::span<const uint8_t> bytes, const 
 
 const char* TypeName(msgpack::type::object_type type) {
   switch (type) {
-    case msgpack::type::NIL: return "nil";
-    case msgpack::type::BOOLEAN: return "bool";
-    case msgpack::type::POSITIVE_INTEGER: return "unsigned integer";
-    case msgpack::type::NEGATIVE_INTEGER: return "negative integer";
-    case msgpack::type::FLOAT32: return "float32";
-    case msgpack::type::FLOAT64: return "float64";
-    case msgpack::type::STR: return "str";
-    case msgpack::type::BIN: return "bin";
-    case msgpack::type::ARRAY: return "array";
-    case msgpack::type::MAP: return "map";
-    case msgpack::type::EXT: return "ext";
+    case msgpack::type::NIL:
+      return "nil";
+    case msgpack::type::BOOLEAN:
+      return "bool";
+    case msgpack::type::POSITIVE_INTEGER:
+      return "unsigned integer";
+    case msgpack::type::NEGATIVE_INTEGER:
+      return "negative integer";
+    case msgpack::type::FLOAT32:
+      return "float32";
+    case msgpack::type::FLOAT64:
+      return "float64";
+    case msgpack::type::STR:
+      return "str";
+    case msgpack::type::BIN:
+      return "bin";
+    case msgpack::type::ARRAY:
+      return "array";
+    case msgpack::type::MAP:
+      return "map";
+    case msgpack::type::EXT:
+      return "ext";
   }
   return "unknown";
 }
@@ -181,7 +193,8 @@ const char* TypeName(msgpack::type::object_type type) {
 namespace {
 
 Status WrongType(std::string_view field, const char* want, const msgpack::object& o) {
-  return Status::InvalidArgument(std::string(field) + ": expected " + want + ", got " + TypeName(o.type));
+  return Status::InvalidArgument(std::string(field) + ": expected " + want + ", got " +
+                                 TypeName(o.type));
 }
 
 }  // namespace
@@ -222,7 +235,8 @@ Status ReadBool(const msgpack::object& o, std::string_view field, bool* out) {
   return Status::Ok();
 }
 
-Status ReadStr(const msgpack::object& o, std::string_view field, std::string* out, size_t max_bytes) {
+Status ReadStr(const msgpack::object& o, std::string_view field, std::string* out,
+               size_t max_bytes) {
   if (o.type != msgpack::type::STR) return WrongType(field, "a str", o);
   if (o.via.str.size > max_bytes) {
     return Status::LimitExceeded(std::string(field) + ": " + std::to_string(o.via.str.size) +
@@ -232,7 +246,8 @@ Status ReadStr(const msgpack::object& o, std::string_view field, std::string* ou
   return Status::Ok();
 }
 
-Status ReadBin(const msgpack::object& o, std::string_view field, std::span<const uint8_t>* out, size_t max_bytes) {
+Status ReadBin(const msgpack::object& o, std::string_view field, std::span<const uint8_t>* out,
+               size_t max_bytes) {
   if (o.type != msgpack::type::BIN) return WrongType(field, "a bin", o);
   if (o.via.bin.size > max_bytes) {
     return Status::LimitExceeded(std::string(field) + ": " + std::to_string(o.via.bin.size) +
@@ -252,15 +267,17 @@ Status ReadHash(const msgpack::object& o, std::string_view field, core::Hash256*
   return Status::Ok();
 }
 
-Result<ArrayReader> ArrayReader::Open(const msgpack::object& o, std::string_view what, size_t min_size,
-                                      size_t max_size) {
+Result<ArrayReader> ArrayReader::Open(const msgpack::object& o, std::string_view what,
+                                      size_t min_size, size_t max_size) {
   if (o.type != msgpack::type::ARRAY) {
-    return Status::InvalidArgument(std::string(what) + ": expected an array, got " + TypeName(o.type));
+    return Status::InvalidArgument(std::string(what) + ": expected an array, got " +
+                                   TypeName(o.type));
   }
   const size_t n = o.via.array.size;
   if (n < min_size || n > max_size) {
-    std::string want = min_size == max_size ? std::to_string(min_size)
-                                            : std::to_string(min_size) + ".." + std::to_string(max_size);
+    std::string want = min_size == max_size
+                           ? std::to_string(min_size)
+                           : std::to_string(min_size) + ".." + std::to_string(max_size);
     return Status::InvalidArgument(std::string(what) + ": expected " + want + " elements, got " +
                                    std::to_string(n));
   }
@@ -288,16 +305,19 @@ Status ArrayReader::Int(size_t i, std::string_view field, int64_t* out) const {
 Status ArrayReader::Bool(size_t i, std::string_view field, bool* out) const {
   return ReadBool(at(i), Name(field), out);
 }
-Status ArrayReader::Str(size_t i, std::string_view field, std::string* out, size_t max_bytes) const {
+Status ArrayReader::Str(size_t i, std::string_view field, std::string* out,
+                        size_t max_bytes) const {
   return ReadStr(at(i), Name(field), out, max_bytes);
 }
-Status ArrayReader::Bin(size_t i, std::string_view field, std::span<const uint8_t>* out, size_t max_bytes) const {
+Status ArrayReader::Bin(size_t i, std::string_view field, std::span<const uint8_t>* out,
+                        size_t max_bytes) const {
   return ReadBin(at(i), Name(field), out, max_bytes);
 }
 Status ArrayReader::Hash(size_t i, std::string_view field, core::Hash256* out) const {
   return ReadHash(at(i), Name(field), out);
 }
-Result<ArrayReader> ArrayReader::Array(size_t i, std::string_view field, size_t min_size, size_t max_size) const {
+Result<ArrayReader> ArrayReader::Array(size_t i, std::string_view field, size_t min_size,
+                                       size_t max_size) const {
   return Open(at(i), Name(field), min_size, max_size);
 }
 

@@ -13,7 +13,8 @@ namespace {
 // 2026-11-26 10:15:00 UTC.
 constexpr uint64_t kNov26Ms = 1795688100000;
 
-Entry File(std::string path, std::string content, VersionVector vv, uint64_t hlc, std::string origin) {
+Entry File(std::string path, std::string content, VersionVector vv, uint64_t hlc,
+           std::string origin) {
   Entry e;
   e.path = std::move(path);
   e.kind = EntryKind::kFile;
@@ -222,8 +223,9 @@ TEST_CASE("Resolve: symmetric and lossless over random pairs", "[conflict]") {
       // Lossless: every live file or symlink content survives, live or as a copy.
       for (const Entry* side : {&a, &b}) {
         if (side->deleted || side->kind == EntryKind::kDirectory) continue;
-        bool kept = (ab.winner->live() && ab.winner->kind == side->kind && ab.winner->hash == side->hash) ||
-                    (ab.copy && ab.copy->hash == side->hash && ab.copy->kind == side->kind);
+        bool kept =
+            (ab.winner->live() && ab.winner->kind == side->kind && ab.winner->hash == side->hash) ||
+            (ab.copy && ab.copy->hash == side->hash && ab.copy->kind == side->kind);
         REQUIRE(kept);
       }
     }
@@ -241,15 +243,20 @@ TEST_CASE("Resolve: symmetric and lossless over random pairs", "[conflict]") {
 
 TEST_CASE("ConflictCopyPath: examples", "[conflict]") {
   const uint64_t t = Hlc::Pack(kNov26Ms, 3);
-  CHECK(ConflictCopyPath("a/report.csv", t, "beta") == "a/report.sync-conflict-20261126-101500-beta.csv");
-  CHECK(ConflictCopyPath("report.csv", t, "beta") == "report.sync-conflict-20261126-101500-beta.csv");
+  CHECK(ConflictCopyPath("a/report.csv", t, "beta") ==
+        "a/report.sync-conflict-20261126-101500-beta.csv");
+  CHECK(ConflictCopyPath("report.csv", t, "beta") ==
+        "report.sync-conflict-20261126-101500-beta.csv");
   CHECK(ConflictCopyPath("Makefile", t, "beta") == "Makefile.sync-conflict-20261126-101500-beta");
-  CHECK(ConflictCopyPath("home/.bashrc", t, "n1") == "home/.bashrc.sync-conflict-20261126-101500-n1");
-  CHECK(ConflictCopyPath(".config.json", t, "n1") == ".config.sync-conflict-20261126-101500-n1.json");
+  CHECK(ConflictCopyPath("home/.bashrc", t, "n1") ==
+        "home/.bashrc.sync-conflict-20261126-101500-n1");
+  CHECK(ConflictCopyPath(".config.json", t, "n1") ==
+        ".config.sync-conflict-20261126-101500-n1.json");
   CHECK(ConflictCopyPath("a.tar.gz", t, "n1") == "a.tar.sync-conflict-20261126-101500-n1.gz");
   CHECK(ConflictCopyPath("trailing.", t, "n1") == "trailing..sync-conflict-20261126-101500-n1");
   CHECK(ConflictCopyPath("x", 0, "n1") == "x.sync-conflict-19700101-000000-n1");
-  CHECK(ConflictCopyPath("x", Hlc::Pack((1ull << 48) - 1, 0), "n1") == "x.sync-conflict-99991231-235959-n1");
+  CHECK(ConflictCopyPath("x", Hlc::Pack((1ull << 48) - 1, 0), "n1") ==
+        "x.sync-conflict-99991231-235959-n1");
   CHECK(ConflictCopyPath("x", t, "Bad/Name") == "x.sync-conflict-20261126-101500-_ad__ame");
 }
 

@@ -140,7 +140,8 @@ TEST_CASE("MerkleTree: digests follow the definition for a small tree", "[merkle
   t.Insert(3, d2);
   t.Insert(3, d1);
   std::string leaf_bytes;
-  for (const Hash256& d : std::set<Hash256>{d1, d2}) leaf_bytes.append(reinterpret_cast<const char*>(d.data()), 32);
+  for (const Hash256& d : std::set<Hash256>{d1, d2})
+    leaf_bytes.append(reinterpret_cast<const char*>(d.data()), 32);
   Hash256 leaf = Sha256(leaf_bytes);
   CHECK(t.Digest(1, 3) == leaf);
   std::string root_bytes(16 * 32, '\0');
@@ -197,7 +198,8 @@ TEST_CASE("MerkleTree: removing everything frees every node", "[merkle]") {
   CHECK(t.MemoryBytes() == empty_bytes);
 }
 
-TEST_CASE("MerkleTree: incremental tree equals a rebuilt tree after random operations", "[merkle][property]") {
+TEST_CASE("MerkleTree: incremental tree equals a rebuilt tree after random operations",
+          "[merkle][property]") {
   GOSSYNC_SEEDED_RNG(0x3e6c1e);
   for (int round = 0; round < 40; ++round) {
     const int depth = 1 + round % 4;
@@ -226,7 +228,8 @@ TEST_CASE("MerkleTree: incremental tree equals a rebuilt tree after random opera
     CheckSameNodes(t, fresh, 0, 0);
     for (const auto& [b, set] : m.buckets) {
       auto span = t.LeafDigests(b);
-      REQUIRE(std::vector<Hash256>(span.begin(), span.end()) == std::vector<Hash256>(set.begin(), set.end()));
+      REQUIRE(std::vector<Hash256>(span.begin(), span.end()) ==
+              std::vector<Hash256>(set.begin(), set.end()));
     }
   }
 }
@@ -252,7 +255,9 @@ TEST_CASE("MerkleTree: ChildDigests and LeafDigests agree with Digest", "[merkle
   }
   for (uint32_t b = 0; b < t.bucket_count(); ++b) {
     auto span = t.LeafDigests(b);
-    Hash256 want = span.empty() ? kZeroHash : Sha256(std::span<const uint8_t>(span.front().data(), span.size() * 32));
+    Hash256 want = span.empty()
+                       ? kZeroHash
+                       : Sha256(std::span<const uint8_t>(span.front().data(), span.size() * 32));
     REQUIRE(t.Digest(3, b) == want);
   }
 }
@@ -273,7 +278,8 @@ TEST_CASE("MerkleTree: diff of identical trees is empty", "[merkle]") {
   CHECK(a.Root() == b.Root());
 }
 
-TEST_CASE("MerkleTree: DiffBuckets is exactly the buckets whose entries differ", "[merkle][property]") {
+TEST_CASE("MerkleTree: DiffBuckets is exactly the buckets whose entries differ",
+          "[merkle][property]") {
   GOSSYNC_SEEDED_RNG(0xd1ff);
   for (int round = 0; round < 30; ++round) {
     const int depth = 1 + round % 4;

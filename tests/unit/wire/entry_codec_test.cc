@@ -13,7 +13,8 @@ using core::Entry;
 using core::EntryKind;
 
 Entry RandomEntry(std::mt19937_64& rng) {
-  static const char* kNames[] = {"a", "report.csv", "caf\xc3\xa9", "\xe6\x97\xa5\xe6\x9c\xac", ".bashrc", "x y"};
+  static const char* kNames[] = {"a",       "report.csv", "caf\xc3\xa9", "\xe6\x97\xa5\xe6\x9c\xac",
+                                 ".bashrc", "x y"};
   Entry e;
   const int parts = 1 + static_cast<int>(rng() % 4);
   for (int i = 0; i < parts; ++i) {
@@ -39,7 +40,8 @@ Entry RandomEntry(std::mt19937_64& rng) {
     case 1:
       e.kind = EntryKind::kSymlink;
       e.mode = 0777;
-      e.target = rng() % 5 ? "../target/" + std::to_string(rng()) : std::string(core::kMaxSymlinkTarget, 't');
+      e.target = rng() % 5 ? "../target/" + std::to_string(rng())
+                           : std::string(core::kMaxSymlinkTarget, 't');
       e.hash = core::Sha256(e.target);
       e.size = e.target.size();
       break;
@@ -109,7 +111,8 @@ TEST_CASE("EntryCodec: every truncation is an error", "[entry_codec]") {
 }
 
 // Re-packs Sample() with field `i` written by `write` instead.
-std::vector<uint8_t> WithField(size_t i, const std::function<void(msgpack::packer<msgpack::sbuffer>&)>& write,
+std::vector<uint8_t> WithField(size_t i,
+                               const std::function<void(msgpack::packer<msgpack::sbuffer>&)>& write,
                                size_t fields = kEntryFields) {
   std::vector<uint8_t> good = EncodeEntry(Sample());
   auto oh = SafeUnpack(good);
@@ -144,22 +147,36 @@ TEST_CASE("EntryCodec: wrong types name the field", "[entry_codec]") {
   CHECK(ErrorOf(WithField(0, num)) == "entry.path: expected a str, got unsigned integer");
   CHECK(ErrorOf(WithField(1, str)) == "entry.kind: expected an unsigned integer, got str");
   CHECK(ErrorOf(WithField(1, num)) == "entry.kind: 7 is out of range (max 2)");
-  CHECK(ErrorOf(WithField(2, [](auto& pk) { pk.pack(0100644); })) == "entry.mode: 33188 is out of range (max 4095)");
+  CHECK(ErrorOf(WithField(2, [](auto& pk) { pk.pack(0100644); })) ==
+        "entry.mode: 33188 is out of range (max 4095)");
   CHECK(ErrorOf(WithField(3, neg)) == "entry.size: -1 is negative");
   CHECK(ErrorOf(WithField(4, str)) == "entry.mtime_ns: expected an integer, got str");
   CHECK(ErrorOf(WithField(5, str)) == "entry.hash: expected a bin of 32 bytes, got str");
   CHECK(ErrorOf(WithField(6, nil)) == "entry.target: expected a str, got nil");
   CHECK(ErrorOf(WithField(7, num)) == "entry.vv: expected an array, got unsigned integer");
-  CHECK(ErrorOf(WithField(7, [](auto& pk) { pk.pack_array(1); pk.pack(1); })) ==
-        "entry.vv.[0]: expected an array, got unsigned integer");
-  CHECK(ErrorOf(WithField(7, [](auto& pk) { pk.pack_array(1); pk.pack_array(3); pk.pack(1); pk.pack(1); pk.pack(1); })) ==
-        "entry.vv.[0]: expected 2 elements, got 3");
-  CHECK(ErrorOf(WithField(7, [](auto& pk) { pk.pack_array(1); pk.pack_array(2); pk.pack(1); pk.pack(-1); })) ==
-        "entry.vv.[0].counter: -1 is negative");
-  CHECK(ErrorOf(WithField(8, [](auto& pk) { pk.pack(1.5); })) == "entry.hlc: expected an unsigned integer, got float64");
+  CHECK(ErrorOf(WithField(7, [](auto& pk) {
+          pk.pack_array(1);
+          pk.pack(1);
+        })) == "entry.vv.[0]: expected an array, got unsigned integer");
+  CHECK(ErrorOf(WithField(7, [](auto& pk) {
+          pk.pack_array(1);
+          pk.pack_array(3);
+          pk.pack(1);
+          pk.pack(1);
+          pk.pack(1);
+        })) == "entry.vv.[0]: expected 2 elements, got 3");
+  CHECK(ErrorOf(WithField(7, [](auto& pk) {
+          pk.pack_array(1);
+          pk.pack_array(2);
+          pk.pack(1);
+          pk.pack(-1);
+        })) == "entry.vv.[0].counter: -1 is negative");
+  CHECK(ErrorOf(WithField(8, [](auto& pk) { pk.pack(1.5); })) ==
+        "entry.hlc: expected an unsigned integer, got float64");
   CHECK(ErrorOf(WithField(9, num)) == "entry.origin: expected a str, got unsigned integer");
   CHECK(ErrorOf(WithField(10, num)) == "entry.deleted: expected a bool, got unsigned integer");
-  CHECK(ErrorOf(WithField(0, [](auto& pk) { pk.pack_map(0); })) == "entry.path: expected a str, got map");
+  CHECK(ErrorOf(WithField(0, [](auto& pk) { pk.pack_map(0); })) ==
+        "entry.path: expected a str, got map");
 }
 
 TEST_CASE("EntryCodec: values that parse but are invalid are rejected", "[entry_codec]") {
@@ -168,12 +185,14 @@ TEST_CASE("EntryCodec: values that parse but are invalid are rejected", "[entry_
     pk.pack(std::make_tuple(5, 1));
     pk.pack(std::make_tuple(2, 1));
   };
-  CHECK(ErrorOf(WithField(7, bad_vv)) == "entry.vv: pairs must be sorted by node, unique, with counters > 0");
+  CHECK(ErrorOf(WithField(7, bad_vv)) ==
+        "entry.vv: pairs must be sorted by node, unique, with counters > 0");
   auto zero = [](msgpack::packer<msgpack::sbuffer>& pk) {
     pk.pack_array(1);
     pk.pack(std::make_tuple(5, 0));
   };
-  CHECK(ErrorOf(WithField(7, zero)) == "entry.vv: pairs must be sorted by node, unique, with counters > 0");
+  CHECK(ErrorOf(WithField(7, zero)) ==
+        "entry.vv: pairs must be sorted by node, unique, with counters > 0");
   CHECK(ErrorOf(WithField(0, [](auto& pk) { pk.pack(std::string("../etc/passwd")); })) ==
         "entry: path has a '..' component");
   CHECK(ErrorOf(WithField(0, [](auto& pk) { pk.pack(std::string(5000, 'x')); })) ==
@@ -198,16 +217,17 @@ TEST_CASE("EntryCodec: extra and missing fields are rejected", "[entry_codec]") 
   CHECK(ErrorOf(WithField(99, nil, 0)) == "entry: expected 11 elements, got 0");
   msgpack::sbuffer buf;
   msgpack::pack(buf, std::map<std::string, int>{{"path", 1}});
-  CHECK(ErrorOf(std::vector<uint8_t>(buf.data(), buf.data() + buf.size())) == "entry: expected an array, got map");
+  CHECK(ErrorOf(std::vector<uint8_t>(buf.data(), buf.data() + buf.size())) ==
+        "entry: expected an array, got map");
 }
 
 TEST_CASE("EntryCodec: hostile byte strings are errors, never crashes", "[entry_codec]") {
   const std::vector<std::vector<uint8_t>> hostile = {
-      {0xdd, 0xff, 0xff, 0xff, 0xff},              // array32 of 4G
-      {0xc6, 0xff, 0xff, 0xff, 0xff},              // bin32 of 4G
-      {0x9b, 0xc6, 0x7f, 0xff, 0xff, 0xff},        // entry whose path is a 2 GiB bin
-      {0xdb, 0xff, 0xff, 0xff, 0xff, 0x41},        // str32 of 4G
-      {0xdf, 0xff, 0xff, 0xff, 0xff},              // map32 of 4G
+      {0xdd, 0xff, 0xff, 0xff, 0xff},        // array32 of 4G
+      {0xc6, 0xff, 0xff, 0xff, 0xff},        // bin32 of 4G
+      {0x9b, 0xc6, 0x7f, 0xff, 0xff, 0xff},  // entry whose path is a 2 GiB bin
+      {0xdb, 0xff, 0xff, 0xff, 0xff, 0x41},  // str32 of 4G
+      {0xdf, 0xff, 0xff, 0xff, 0xff},        // map32 of 4G
       {0xc1},
       {0x9b},
   };
@@ -232,9 +252,16 @@ TEST_CASE("EntryCodec: mutated encodings never crash the decoder", "[entry_codec
     for (int m = 0, n = 1 + static_cast<int>(rng() % 4); m < n; ++m) {
       size_t at = rng() % bytes.size();
       switch (rng() % 3) {
-        case 0: bytes[at] = static_cast<uint8_t>(rng()); break;
-        case 1: bytes.erase(bytes.begin() + static_cast<std::ptrdiff_t>(at)); break;
-        case 2: bytes.insert(bytes.begin() + static_cast<std::ptrdiff_t>(at), static_cast<uint8_t>(rng())); break;
+        case 0:
+          bytes[at] = static_cast<uint8_t>(rng());
+          break;
+        case 1:
+          bytes.erase(bytes.begin() + static_cast<std::ptrdiff_t>(at));
+          break;
+        case 2:
+          bytes.insert(bytes.begin() + static_cast<std::ptrdiff_t>(at),
+                       static_cast<uint8_t>(rng()));
+          break;
       }
       if (bytes.empty()) bytes.push_back(0);
     }

@@ -81,12 +81,18 @@ TEST_CASE("SafeUnpack: bin, str and ext lengths are bounded", "[msgpack]") {
   auto r = SafeUnpack(Bytes({0xc6, 0xff, 0xff, 0xff, 0xff, 0x00}));
   CHECK(r.status().code() == Code::kLimitExceeded);
   CHECK(r.status().message() == "msgpack bin of 4294967295 bytes exceeds the limit of 4194304");
-  r = SafeUnpack(Bytes({0xc6, 0x00, 0x10, 0x00, 0x00, 0x01, 0x02}));  // 1 MiB claimed, 2 bytes there
+  r = SafeUnpack(
+      Bytes({0xc6, 0x00, 0x10, 0x00, 0x00, 0x01, 0x02}));  // 1 MiB claimed, 2 bytes there
   CHECK(r.status().code() == Code::kCorruption);
   r = SafeUnpack(Bytes({0xdb, 0x7f, 0xff, 0xff, 0xff}));
   CHECK(r.status().code() == Code::kLimitExceeded);
   r = SafeUnpack(Bytes({0xd4, 0x01, 0x02}));  // fixext1: no ext allowed by default
   CHECK(r.status().code() == Code::kLimitExceeded);
+  UnpackLimits ext4;
+  ext4.max_ext = 4;
+  CHECK(SafeUnpack(Bytes({0xd6, 0x01, 1, 2, 3, 4}), ext4).ok());  // fixext4 at the limit
+  CHECK(SafeUnpack(Bytes({0xd7, 0x01, 1, 2, 3, 4, 5, 6, 7, 8}), ext4).status().code() ==
+        Code::kLimitExceeded);
   UnpackLimits small;
   small.max_str = 3;
   CHECK(SafeUnpack(Pack(std::string("abc")), small).ok());
@@ -124,13 +130,27 @@ TEST_CASE("SafeUnpack: the total number of values is bounded", "[msgpack]") {
 // msgpack-c's object operator== memcmp()s a null pointer for them (UBSan).
 void PackRandom(std::mt19937_64& rng, msgpack::packer<msgpack::sbuffer>& pk, int depth) {
   switch (rng() % (depth < 5 ? 12 : 10)) {
-    case 0: pk.pack_nil(); break;
-    case 1: pk.pack(rng() % 2 == 0); break;
-    case 2: pk.pack(static_cast<uint64_t>(rng() >> (rng() % 64))); break;
-    case 3: pk.pack(-static_cast<int64_t>(rng() >> (1 + rng() % 63))); break;
-    case 4: pk.pack(static_cast<double>(rng() % 1000) / 7); break;
-    case 5: pk.pack(static_cast<float>(rng() % 1000) / 7); break;
-    case 6: pk.pack(std::string(1 + rng() % 300, 's')); break;
+    case 0:
+      pk.pack_nil();
+      break;
+    case 1:
+      pk.pack(rng() % 2 == 0);
+      break;
+    case 2:
+      pk.pack(static_cast<uint64_t>(rng() >> (rng() % 64)));
+      break;
+    case 3:
+      pk.pack(-static_cast<int64_t>(rng() >> (1 + rng() % 63)));
+      break;
+    case 4:
+      pk.pack(static_cast<double>(rng() % 1000) / 7);
+      break;
+    case 5:
+      pk.pack(static_cast<float>(rng() % 1000) / 7);
+      break;
+    case 6:
+      pk.pack(std::string(1 + rng() % 300, 's'));
+      break;
     case 7: {
       std::vector<char> bin(rng() % 70000 == 0 ? 70000 : 1 + rng() % 300, 'b');
       pk.pack_bin(static_cast<uint32_t>(bin.size()));
@@ -144,7 +164,9 @@ void PackRandom(std::mt19937_64& rng, msgpack::packer<msgpack::sbuffer>& pk, int
       pk.pack_ext_body(body.data(), len);
       break;
     }
-    case 9: pk.pack(std::string(1 + rng() % 40000, 'l')); break;
+    case 9:
+      pk.pack(std::string(1 + rng() % 40000, 'l'));
+      break;
     case 10: {
       uint32_t n = static_cast<uint32_t>(rng() % 20);
       pk.pack_array(n);
@@ -192,7 +214,8 @@ TEST_CASE("SafeUnpack: random bytes never crash", "[msgpack][property]") {
 }
 
 TEST_CASE("Typed reads: wrong types and ranges are errors, not exceptions", "[msgpack]") {
-  auto oh = SafeUnpack(Pack(std::make_tuple(uint64_t{7}, int64_t{-3}, std::string("s"), true, 300u)));
+  auto oh =
+      SafeUnpack(Pack(std::make_tuple(uint64_t{7}, int64_t{-3}, std::string("s"), true, 300u)));
   REQUIRE(oh.ok());
   auto f = ArrayReader::Open(oh->get(), "msg", 5, 5);
   REQUIRE(f.ok());
@@ -218,14 +241,18 @@ TEST_CASE("Typed reads: wrong types and ranges are errors, not exceptions", "[ms
   CHECK(f->Str(0, "a", &s, 10).message() == "msg.a: expected a str, got unsigned integer");
   CHECK(f->Str(2, "c", &s, 0).code() == Code::kLimitExceeded);
   CHECK(f->Hash(2, "c", &h).message() == "msg.c: expected a bin of 32 bytes, got str");
-  CHECK(f->Array(0, "a", 0, 1).status().message() == "msg.a: expected an array, got unsigned integer");
+  CHECK(f->Array(0, "a", 0, 1).status().message() ==
+        "msg.a: expected an array, got unsigned integer");
 
-  CHECK(ArrayReader::Open(oh->get(), "msg", 6, 6).status().message() == "msg: expected 6 elements, got 5");
-  CHECK(ArrayReader::Open(oh->get(), "msg", 1, 4).status().message() == "msg: expected 1..4 elements, got 5");
+  CHECK(ArrayReader::Open(oh->get(), "msg", 6, 6).status().message() ==
+        "msg: expected 6 elements, got 5");
+  CHECK(ArrayReader::Open(oh->get(), "msg", 1, 4).status().message() ==
+        "msg: expected 1..4 elements, got 5");
 
   auto big = SafeUnpack(Pack(uint64_t{UINT64_MAX}));
   REQUIRE(big.ok());
-  CHECK(ReadInt(big->get(), "x", &i).message() == "x: 18446744073709551615 is out of range for a signed 64-bit integer");
+  CHECK(ReadInt(big->get(), "x", &i).message() ==
+        "x: 18446744073709551615 is out of range for a signed 64-bit integer");
 
   std::vector<char> short_bin(31, 'x');
   msgpack::sbuffer buf;
