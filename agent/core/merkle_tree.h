@@ -11,7 +11,8 @@
 //
 // Updates are incremental and batched: Insert/Remove mark the path to the
 // root dirty, Flush (or any digest read) re-hashes only dirty nodes.
-// Not thread-safe: one owner. Movable, not copyable.
+// Not thread-safe: one owner. Movable, not copyable; a moved-from tree may
+// only be destroyed or assigned to.
 //
 // Storage is sparse: a node exists only while its subtree holds an entry, so
 // an empty tree is a few bytes whatever the depth. A leaf keeps its entry
