@@ -7,6 +7,7 @@
 
 #include "agent/core/hash.h"
 #include "agent/core/version_vector.h"
+#include "gossync/status.h"
 
 namespace gossync::core {
 
@@ -27,25 +28,27 @@ inline constexpr size_t kMaxSymlinkTarget = 4095;
 inline constexpr uint32_t kModeMask = 07777;
 
 struct Entry {
-  std::string path;            // canonical (ValidatePath)
+  std::string path;  // canonical (ValidatePath)
   EntryKind kind = EntryKind::kFile;
-  uint32_t mode = 0;           // permission bits, & kModeMask
-  uint64_t size = 0;           // bytes of content (file) or of the target (symlink)
-  int64_t mtime_ns = 0;        // modification time; not meaningful for directories
-  Hash256 hash{};              // SHA-256 of the content, of the target text for a
-                               // symlink; zero for directories and tombstones
-  std::string target;          // symlink target text, verbatim; empty otherwise
+  uint32_t mode = 0;     // permission bits, & kModeMask
+  uint64_t size = 0;     // bytes of content (file) or of the target (symlink)
+  int64_t mtime_ns = 0;  // modification time; not meaningful for directories
+  Hash256 hash{};        // SHA-256 of the content, of the target text for a
+                         // symlink; zero for directories and tombstones
+  std::string target;    // symlink target text, verbatim; empty otherwise
   VersionVector vv;
-  uint64_t hlc = 0;            // HLC of the last change
-  std::string origin;          // name of the node that made the last change
-  bool deleted = false;        // a tombstone
+  uint64_t hlc = 0;      // HLC of the last change
+  std::string origin;    // name of the node that made the last change
+  bool deleted = false;  // a tombstone
 
   bool operator==(const Entry&) const = default;
 
   bool live() const { return !deleted; }
 
   // SHA-256 over the canonical encoding (below). Two entries with equal
-  // digests are the same version of the same path.
+  // digests are the same version of the same path. Size, target, hlc and
+  // origin are not in it: the hash covers content and target, the VV the
+  // history. REQUIRES: path.size() <= 65535 (any valid path).
   Hash256 Digest() const;
 };
 
@@ -62,7 +65,8 @@ std::string CanonicalEncoding(const Entry& e);
 // Checks what a peer could get wrong: path (ValidatePath), kind, mode within
 // kModeMask, VersionVector::Valid, symlink target length and NUL-freedom,
 // origin node name, tombstone/dir having a zero hash, target empty unless
-// a symlink, hash == SHA-256(target) for a symlink.
+// a symlink, hash == SHA-256(target) and a non-empty target for a live
+// symlink (symlink(2) refuses an empty one). A tombstone has no target.
 Status ValidateEntry(const Entry& e);
 
 }  // namespace gossync::core
