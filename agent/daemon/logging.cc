@@ -2,6 +2,7 @@
 
 #include <mutex>
 
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 
 namespace gossync::daemon {
