@@ -355,8 +355,8 @@ void LocalEngine::HashAndApply(std::vector<store::Observation> need_hash,
   // each finished chunk on the strand, and calls `done` once all are in.
   auto pump = std::make_shared<std::function<void()>>();
   *pump = [this, job, pump_weak = std::weak_ptr<std::function<void()>>(pump)] {
-    auto pump = pump_weak.lock();
-    while (pump && !stopping_ && job->running < HashParallelism() &&
+    auto self = pump_weak.lock();
+    while (self && !stopping_ && job->running < HashParallelism() &&
            job->next < job->chunks.size()) {
       auto chunk = std::make_shared<std::vector<store::Observation>>(
           std::move(job->chunks[job->next++]));
@@ -388,26 +388,26 @@ void LocalEngine::HashAndApply(std::vector<store::Observation> need_hash,
             }
             *chunk = std::move(out);
           },
-          [this, job, chunk, retry, hashed, pump, alive = alive_] {
+          [this, job, chunk, retry, hashed, self, alive = alive_] {
             if (!*alive) return;
             job->running--;
             state_.hashed_files += hashed->first;
             state_.hashed_bytes += hashed->second;
             Retry(std::move(*retry));
             job->applying++;
-            Apply(std::move(*chunk), [job, pump] {
+            Apply(std::move(*chunk), [job, self] {
               job->applying--;
-              (*pump)();
+              (*self)();
             });
-            (*pump)();
+            (*self)();
           });
       if (!s.ok()) job->running--;
     }
     if (job->done && (stopping_ || (job->next == job->chunks.size() && job->running == 0 &&
                                     job->applying == 0))) {
-      auto done = std::move(job->done);
+      auto finished = std::move(job->done);
       job->done = nullptr;
-      done();
+      finished();
     }
   };
   // Directories, symlinks and deletions first: they need no hashing.
