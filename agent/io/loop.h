@@ -19,7 +19,8 @@ class Loop {
   // Runs the loop until no handle or request is active (uv_run UV_RUN_DEFAULT).
   void Run();
   // Runs the loop until `done()` is true or `timeout_ms` has passed (by uv_now);
-  // returns done(). `done` is checked after every loop iteration, on the loop thread.
+  // returns done(). `done` is checked after every loop iteration that handled an event,
+  // on the loop thread; it only observes (the progress must come from handles).
   // Used for bounded shutdown ("drain sessions for at most 5 s") and by tests.
   bool RunUntil(const std::function<bool()>& done, uint64_t timeout_ms);
   // Makes Run() return after the current iteration. Loop thread.
