@@ -22,6 +22,7 @@ void Handle::Close() {
   if (state_ != State::kOpen) return;
   state_ = State::kClosing;
   OnClose();
+  if (handle_ == nullptr) return;  // OnClose took the handle over with Release()
   uv_close(handle_, free_fn_);
 }
 

@@ -95,7 +95,8 @@ class Handle {
 
   // Gives up the uv handle without closing it: afterwards `handle->data` is nullptr and
   // this wrapper is kClosed. The caller must arrange for uv_close(handle, free_fn) later
-  // (Process uses this to keep watching a killed child until it is reaped).
+  // (Process does, from OnClose, to keep watching a killed child until it is reaped;
+  // Close() then skips its own uv_close).
   uv_handle_t* Release();
 
   // Expires when this wrapper is destroyed. A trampoline that must touch the wrapper

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "agent/io/loop.h"
+#include "agent/io/timer.h"
 
 namespace gossync::io::testing {
 
@@ -20,5 +21,14 @@ inline std::unique_ptr<Loop> NewLoop() {
 // How long a test waits for a condition before failing; generous for sanitizer builds
 // on a loaded two-core machine, never a synchronization sleep.
 constexpr uint64_t kDeadlineMs = 10000;
+
+// Like Loop::RunUntil, for a condition outside the loop (a file, /proc): a 1 ms ticker
+// keeps the loop iterating so `done` is re-checked.
+inline bool PollUntil(Loop& loop, const std::function<bool()>& done,
+                      uint64_t timeout_ms = kDeadlineMs) {
+  auto ticker = Timer::Create(loop.get());
+  ticker->Start(1, 1, [] {});
+  return loop.RunUntil(done, timeout_ms);
+}
 
 }  // namespace gossync::io::testing
