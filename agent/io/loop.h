@@ -19,8 +19,9 @@ class Loop {
   // Runs the loop until no handle or request is active (uv_run UV_RUN_DEFAULT).
   void Run();
   // Runs the loop until `done()` is true or `timeout_ms` has passed (by uv_now);
-  // returns done(). `done` is checked after every loop iteration that handled an event,
-  // on the loop thread; it only observes (the progress must come from handles).
+  // returns done(). `done` is checked on the loop thread before each wait for I/O (so
+  // a condition made true by any callback ends the run promptly); it only observes, the
+  // progress must come from handles. Also stops on Stop().
   // Used for bounded shutdown ("drain sessions for at most 5 s") and by tests.
   bool RunUntil(const std::function<bool()>& done, uint64_t timeout_ms);
   // Makes Run() return after the current iteration. Loop thread.

@@ -23,7 +23,9 @@ class Timer final : public Handle {
   // REQUIRES: is_open().
   void Start(uint64_t delay_ms, Callback cb) { Start(delay_ms, 0, std::move(cb)); }
   // Arms the timer: `cb` runs after `delay_ms` and then every `repeat_ms` (0 = once).
-  // Intervals are measured from when each callback was due, as libuv does.
+  // Intervals are measured from when each callback was due, as libuv does. The delay
+  // counts from the loop's cached time (uv_now, updated at the start of each
+  // iteration); after blocking work on the loop thread, call uv_update_time first.
   void Start(uint64_t delay_ms, uint64_t repeat_ms, Callback cb);
   // Disarms the timer; the callback is not run until the next Start. Idempotent.
   void Stop();
