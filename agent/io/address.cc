@@ -35,9 +35,8 @@ Status Bad(std::string_view text, std::string_view why) {
 
 Result<uint16_t> ParsePort(std::string_view text, std::string_view port) {
   if (port.empty()) return Bad(text, "missing port after ':'");
-  if (port.size() > 5 || !std::all_of(port.begin(), port.end(), [](char c) {
-        return c >= '0' && c <= '9';
-      })) {
+  if (port.size() > 5 ||
+      !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     return Bad(text, "port must be a decimal number from 0 to 65535");
   }
   unsigned value = 0;
@@ -171,9 +170,8 @@ std::string SocketAddress::host() const {
     if (in6->sin6_scope_id != 0) {
       char name[IF_NAMESIZE] = {};
       s += '%';
-      s += if_indextoname(in6->sin6_scope_id, name) != nullptr
-               ? std::string(name)
-               : std::to_string(in6->sin6_scope_id);
+      s += if_indextoname(in6->sin6_scope_id, name) != nullptr ? std::string(name)
+                                                               : std::to_string(in6->sin6_scope_id);
     }
     return s;
   }

@@ -281,8 +281,8 @@ void DirWatcher::Flush() {
   if (root_gone_) {
     Close();
     if (cbs->on_error) {
-      cbs->on_error(Status::NotFound("watched directory " + root_ +
-                                     " was removed, moved or unmounted"));
+      cbs->on_error(
+          Status::NotFound("watched directory " + root_ + " was removed, moved or unmounted"));
     }
     return;
   }

@@ -100,8 +100,7 @@ PipeListener::PipeListener(uv_pipe_t* h, std::string path, AcceptCallback on_acc
 
 PipeListener::~PipeListener() { Close(); }
 
-Result<std::unique_ptr<PipeListener>> PipeListener::Listen(uv_loop_t* loop,
-                                                           const std::string& path,
+Result<std::unique_ptr<PipeListener>> PipeListener::Listen(uv_loop_t* loop, const std::string& path,
                                                            AcceptCallback on_accept, mode_t mode,
                                                            int backlog) {
   GOSSYNC_RETURN_IF_ERROR(CheckPath(path));

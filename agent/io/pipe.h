@@ -58,8 +58,8 @@ class PipeListener final : public Handle {
   // Blocks briefly (a non-blocking probe connect and a few syscalls); meant for start-up.
   // Loop thread.
   static Result<std::unique_ptr<PipeListener>> Listen(uv_loop_t* loop, const std::string& path,
-                                                      AcceptCallback on_accept,
-                                                      mode_t mode = 0660, int backlog = 64);
+                                                      AcceptCallback on_accept, mode_t mode = 0660,
+                                                      int backlog = 64);
   // Closes; libuv removes the socket file as it closes the listener.
   ~PipeListener() override;
 

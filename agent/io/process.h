@@ -14,11 +14,11 @@
 namespace gossync::io {
 
 struct ProcessOptions {
-  std::string command;        // run as: /bin/sh -c COMMAND
-  std::string stdin_bytes;    // written to the child's stdin, which is then closed;
-                              // empty: stdin is /dev/null
-  uint64_t timeout_ms = 0;    // 0: none; else SIGKILL to the child's process group
-  std::string cwd;            // working directory; empty: ours
+  std::string command;         // run as: /bin/sh -c COMMAND
+  std::string stdin_bytes;     // written to the child's stdin, which is then closed;
+                               // empty: stdin is /dev/null
+  uint64_t timeout_ms = 0;     // 0: none; else SIGKILL to the child's process group
+  std::string cwd;             // working directory; empty: ours
   bool inherit_output = true;  // stdout/stderr go to ours (the journal); else /dev/null
 };
 

@@ -64,8 +64,8 @@ class Stream : public Handle {
   // not called); a later failure goes to on_error.
   Status Write(std::span<const uint8_t> bytes);
   Status Write(std::string_view bytes) {
-    return Write(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()),
-                                          bytes.size()));
+    return Write(
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
   }
   // Bytes accepted by Write and not yet handed to the kernel.
   size_t write_queue_bytes() const;

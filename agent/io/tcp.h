@@ -31,8 +31,8 @@ class TcpStream final : public Stream {
 
  private:
   friend class TcpListener;
-  friend Result<std::unique_ptr<TcpStream>> TcpConnect(uv_loop_t*, const SocketAddress&,
-                                                       uint64_t, ConnectCallback);
+  friend Result<std::unique_ptr<TcpStream>> TcpConnect(uv_loop_t*, const SocketAddress&, uint64_t,
+                                                       ConnectCallback);
   TcpStream(uv_tcp_t* h, const SocketAddress& peer);
   void OnConnected() override;
   void CacheLocalAddress();

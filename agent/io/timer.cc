@@ -11,8 +11,7 @@ std::unique_ptr<Timer> Timer::Create(uv_loop_t* loop) {
   return std::unique_ptr<Timer>(new Timer(t));
 }
 
-Timer::Timer(uv_timer_t* t)
-    : Handle(reinterpret_cast<uv_handle_t*>(t), &FreeHandle<uv_timer_t>) {}
+Timer::Timer(uv_timer_t* t) : Handle(reinterpret_cast<uv_handle_t*>(t), &FreeHandle<uv_timer_t>) {}
 
 Timer::~Timer() { Close(); }
 
@@ -28,9 +27,7 @@ void Timer::Stop() {
   uv_timer_stop(raw_as<uv_timer_t>());
 }
 
-bool Timer::active() const {
-  return is_open() && uv_is_active(raw()) != 0;
-}
+bool Timer::active() const { return is_open() && uv_is_active(raw()) != 0; }
 
 void Timer::OnFire(uv_timer_t* t) noexcept {
   Timer* self = OpenOwner<Timer>(t);

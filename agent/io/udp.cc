@@ -67,16 +67,16 @@ Status UdpSocket::Send(const SocketAddress& to, std::span<const uint8_t> datagra
   // bounds both a burst within one iteration and a backlog behind a full socket.
   if (uv_udp_get_send_queue_count(raw_as<uv_udp_t>()) >= options_.max_send_queue) {
     ++counters_.dropped_queue_full;
-    return Status::LimitExceeded("udp send queue full (" +
-                                 std::to_string(options_.max_send_queue) + " datagrams)");
+    return Status::LimitExceeded("udp send queue full (" + std::to_string(options_.max_send_queue) +
+                                 " datagrams)");
   }
   auto req = std::make_unique<SendRequest>();
   req->bytes.assign(datagram.begin(), datagram.end());
   req->req.data = req.get();
   uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(req->bytes.data()),
                              static_cast<unsigned>(req->bytes.size()));
-  int rc = uv_udp_send(&req->req, raw_as<uv_udp_t>(), &buf, 1, to.sockaddr_ptr(),
-                       &UdpSocket::OnSent);
+  int rc =
+      uv_udp_send(&req->req, raw_as<uv_udp_t>(), &buf, 1, to.sockaddr_ptr(), &UdpSocket::OnSent);
   if (rc < 0) {
     ++counters_.send_errors;
     return UvError("udp send to " + to.ToString(), rc);
@@ -101,7 +101,8 @@ void UdpSocket::OnReceive(uv_udp_t* h, ssize_t nread, const uv_buf_t* buf, const
   if (self == nullptr) return;
   if (nread < 0) {
     ++self->counters_.receive_errors;
-    Log().debug("udp {} receive: {}", self->local_.ToString(), uv_strerror(static_cast<int>(nread)));
+    Log().debug("udp {} receive: {}", self->local_.ToString(),
+                uv_strerror(static_cast<int>(nread)));
     return;
   }
   if (addr == nullptr) return;  // nothing more to read

@@ -38,7 +38,7 @@ struct Strand::State {
   std::deque<Item> queue;  // posted, not yet handed to the pool
   bool in_flight = false;  // one item is on the pool or waiting for its after
   bool draining = false;
-  bool orphaned = false;   // the Strand is gone
+  bool orphaned = false;  // the Strand is gone
   std::function<void()> drain_done;
 };
 

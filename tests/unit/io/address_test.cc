@@ -39,7 +39,8 @@ TEST_CASE("SocketAddress: parses bracketed IPv6", "[io][address]") {
 }
 
 TEST_CASE("SocketAddress: ToString round-trips through Parse", "[io][address]") {
-  for (const char* text : {"127.0.0.1:1", "255.255.255.255:65535", "[::]:0", "[::ffff:1.2.3.4]:80"}) {
+  for (const char* text :
+       {"127.0.0.1:1", "255.255.255.255:65535", "[::]:0", "[::ffff:1.2.3.4]:80"}) {
     auto a = SocketAddress::Parse(text);
     REQUIRE(a.ok());
     auto b = SocketAddress::Parse(a->ToString());

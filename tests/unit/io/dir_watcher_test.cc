@@ -4,16 +4,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <catch2/catch.hpp>
-
 #include <algorithm>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <thread>
 
+#include "agent/io/clock.h"
 #include "tests/unit/io/temp_dir.h"
 #include "tests/unit/io/test_loop.h"
 
@@ -62,7 +62,8 @@ struct Recorder {
     seen.clear();
   }
   bool Saw(std::initializer_list<std::string> paths) const {
-    return std::all_of(paths.begin(), paths.end(), [&](const std::string& p) { return seen.count(p) > 0; });
+    return std::all_of(paths.begin(), paths.end(),
+                       [&](const std::string& p) { return seen.count(p) > 0; });
   }
 };
 
@@ -91,8 +92,7 @@ void Settle(Loop& loop, const TempDir& dir, Recorder& rec, const std::string& ma
   Expect(loop, rec, {marker});
 }
 
-TEST_CASE("DirWatcher: reports created, modified, renamed and deleted files",
-          "[io][dir_watcher]") {
+TEST_CASE("DirWatcher: reports created, modified, renamed and deleted files", "[io][dir_watcher]") {
   auto loop = NewLoop();
   TempDir dir;
   Recorder rec;
@@ -226,6 +226,24 @@ TEST_CASE("DirWatcher: ignored paths are not reported and ignored directories no
   Settle(*loop, dir, rec, "marker");
   CHECK(rec.seen == std::set<std::string>{"keep", "keep/z", "marker"});
   CHECK(w->watch_count() == 2);
+}
+
+TEST_CASE("DirWatcher: a single change arrives once the directory has been quiet for debounce",
+          "[io][dir_watcher]") {
+  auto loop = NewLoop();
+  TempDir dir;
+  Recorder rec;
+  DirWatcherOptions options;
+  options.debounce_ms = 50;
+  auto w = Watch(*loop, dir, rec, options);
+  const int64_t start = MonotonicMillis();
+  WriteFile(dir / "one", "1");
+  Expect(*loop, rec, {"one"});
+  const int64_t latency = MonotonicMillis() - start;
+  INFO("latency " << latency << " ms");
+  CHECK(latency >= 50);   // debounced, not reported at the first event
+  CHECK(latency < 1000);  // DESIGN.md wants 100 ms; loose for a loaded test machine
+  CHECK(rec.batches.size() == 1);
 }
 
 TEST_CASE("DirWatcher: a burst of 1,000 writes arrives in few batches", "[io][dir_watcher]") {

@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
-
 #include <fstream>
 
 #include "agent/io/signal.h"
@@ -93,8 +92,8 @@ TEST_CASE("PipeListener: replaces a stale socket file nobody serves", "[io][pipe
   }
   REQUIRE(std::filesystem::exists(path));
   int accepted = 0;
-  auto listener = PipeListener::Listen(loop->get(), path,
-                                       [&](std::unique_ptr<PipeStream>) { ++accepted; });
+  auto listener =
+      PipeListener::Listen(loop->get(), path, [&](std::unique_ptr<PipeStream>) { ++accepted; });
   REQUIRE(listener.ok());
   bool connected = false;
   auto c = PipeConnect(loop->get(), path, [&](const Status& s) { connected = s.ok(); });
@@ -134,8 +133,7 @@ TEST_CASE("PipeListener: never deletes a file that is not a socket", "[io][pipe]
   CHECK(content == "precious");
 }
 
-TEST_CASE("PipeListener: a path longer than sun_path is refused, not truncated",
-          "[io][pipe]") {
+TEST_CASE("PipeListener: a path longer than sun_path is refused, not truncated", "[io][pipe]") {
   auto loop = NewLoop();
   TempDir dir;
   const std::string path = dir / std::string(120, 'p');
@@ -147,8 +145,7 @@ TEST_CASE("PipeListener: a path longer than sun_path is refused, not truncated",
   CHECK(c.status().code() == Code::kInvalidArgument);
 }
 
-TEST_CASE("PipeConnect: a missing socket is kNotFound, a dead one kUnavailable",
-          "[io][pipe]") {
+TEST_CASE("PipeConnect: a missing socket is kNotFound, a dead one kUnavailable", "[io][pipe]") {
   auto loop = NewLoop();
   TempDir dir;
   int calls = 0;

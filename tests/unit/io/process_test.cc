@@ -3,7 +3,6 @@
 #include <signal.h>
 
 #include <catch2/catch.hpp>
-
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -50,8 +49,11 @@ TEST_CASE("Process: reports exit codes and terminating signals", "[io][process]"
     int64_t code;
     int signal;
   };
-  std::vector<Case> cases = {{"exit 0", 0, 0}, {"exit 3", 3, 0}, {"true", 0, 0},
-                             {"exit 255", 255, 0}, {"kill -TERM $$", -1, SIGTERM}};
+  std::vector<Case> cases = {{"exit 0", 0, 0},
+                             {"exit 3", 3, 0},
+                             {"true", 0, 0},
+                             {"exit 255", 255, 0},
+                             {"kill -TERM $$", -1, SIGTERM}};
   std::vector<ProcessExit> results(cases.size());
   std::vector<int> calls(cases.size(), 0);
   std::vector<std::unique_ptr<Process>> procs;
@@ -147,7 +149,8 @@ TEST_CASE("Process: destroying a running process kills and reaps it, without a c
   int calls = 0;
   int pid = 0;
   {
-    auto p = Process::Spawn(loop->get(), Quiet("exec sleep 30"), [&](const ProcessExit&) { ++calls; });
+    auto p =
+        Process::Spawn(loop->get(), Quiet("exec sleep 30"), [&](const ProcessExit&) { ++calls; });
     REQUIRE(p.ok());
     pid = (*p)->pid();
     CHECK_FALSE(Gone(pid));
@@ -162,7 +165,8 @@ TEST_CASE("Process: destroying a running process kills and reaps it, without a c
 TEST_CASE("Process: Kill sends a signal to the child", "[io][process]") {
   auto loop = NewLoop();
   ProcessExit result;
-  auto p = Process::Spawn(loop->get(), Quiet("exec sleep 30"), [&](const ProcessExit& e) { result = e; });
+  auto p = Process::Spawn(loop->get(), Quiet("exec sleep 30"),
+                          [&](const ProcessExit& e) { result = e; });
   REQUIRE(p.ok());
   (*p)->Kill(SIGTERM);
   loop->Run();

@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
-
 #include <random>
 #include <vector>
 
@@ -58,8 +57,7 @@ struct EchoServer {
   }
 };
 
-TEST_CASE("TcpStream: echoes 10 MiB through a loopback connection with backpressure",
-          "[io][tcp]") {
+TEST_CASE("TcpStream: echoes 10 MiB through a loopback connection with backpressure", "[io][tcp]") {
   IgnoreSigpipe();
   auto loop = NewLoop();
   constexpr size_t kTotal = 10 * 1024 * 1024;
@@ -102,7 +100,10 @@ TEST_CASE("TcpStream: echoes 10 MiB through a loopback connection with backpress
     REQUIRE(s.ok());
     ++connects;
     client->Start(Stream::Callbacks{
-        .on_data = [&](std::span<const uint8_t> b) { received.insert(received.end(), b.begin(), b.end()); },
+        .on_data =
+            [&](std::span<const uint8_t> b) {
+              received.insert(received.end(), b.begin(), b.end());
+            },
         .on_eof = [&] { ++client_eofs; },
         .on_error = [&](const Status&) { ++client_errors; },
         .on_drain = [&] { pump(); },
@@ -130,8 +131,7 @@ TEST_CASE("TcpStream: echoes 10 MiB through a loopback connection with backpress
   listener->reset();
 }
 
-TEST_CASE("TcpStream: the peer closing gives EOF, then writes fail with an error",
-          "[io][tcp]") {
+TEST_CASE("TcpStream: the peer closing gives EOF, then writes fail with an error", "[io][tcp]") {
   IgnoreSigpipe();
   auto loop = NewLoop();
   auto listener = TcpListener::Listen(loop->get(), Loopback(), [&](std::unique_ptr<TcpStream> s) {
@@ -245,8 +245,7 @@ TEST_CASE("TcpConnect: gives up after the connect timeout", "[io][tcp]") {
   CHECK((*c)->state() == Handle::State::kClosed);
 }
 
-TEST_CASE("TcpConnect: destroying a connecting stream cancels without a callback",
-          "[io][tcp]") {
+TEST_CASE("TcpConnect: destroying a connecting stream cancels without a callback", "[io][tcp]") {
   auto loop = NewLoop();
   FullListener full;
   int calls = 0;
@@ -293,10 +292,12 @@ TEST_CASE("TcpStream: Shutdown flushes queued bytes, then the peer sees EOF", "[
       REQUIRE(client->Write(chunk).ok());
       sent += chunk;
     }
-    REQUIRE(client->Shutdown([&](const Status& st) {
-      CHECK(st.ok());
-      ++shutdown_done;
-    }).ok());
+    REQUIRE(client
+                ->Shutdown([&](const Status& st) {
+                  CHECK(st.ok());
+                  ++shutdown_done;
+                })
+                .ok());
     CHECK(client->Write("late").code() == Code::kAborted);
     CHECK(client->Shutdown().code() == Code::kAborted);
   });

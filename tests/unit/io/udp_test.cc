@@ -1,7 +1,6 @@
 #include "agent/io/udp.h"
 
 #include <catch2/catch.hpp>
-
 #include <string>
 #include <vector>
 
@@ -30,8 +29,7 @@ struct Received {
   }
 };
 
-TEST_CASE("UdpSocket: binds port 0 and exchanges datagrams with their senders",
-          "[io][udp]") {
+TEST_CASE("UdpSocket: binds port 0 and exchanges datagrams with their senders", "[io][udp]") {
   auto loop = NewLoop();
   Received at_a, at_b;
   auto a = UdpSocket::Bind(loop->get(), Loopback(), {}, at_a.Callback());
@@ -59,8 +57,7 @@ TEST_CASE("UdpSocket: binds port 0 and exchanges datagrams with their senders",
   CHECK(sa.counters().send_errors == 0);
 }
 
-TEST_CASE("UdpSocket: datagrams larger than max_datagram are dropped and counted",
-          "[io][udp]") {
+TEST_CASE("UdpSocket: datagrams larger than max_datagram are dropped and counted", "[io][udp]") {
   auto loop = NewLoop();
   Received got;
   UdpOptions small;

@@ -1,8 +1,7 @@
 #include "agent/io/work.h"
 
-#include <catch2/catch.hpp>
-
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <mutex>
 #include <thread>
@@ -66,7 +65,15 @@ TEST_CASE("Strand: items run one at a time, in order, with after on the loop thr
   // Unrelated pool work at the same time, so the pool has every reason to run
   // strand items in parallel if the strand let it.
   std::atomic<int> noise{0};
-  for (int i = 0; i < 32; ++i) REQUIRE(QueueWork(loop->get(), [&] { Busy(); ++noise; }, nullptr).ok());
+  for (int i = 0; i < 32; ++i)
+    REQUIRE(QueueWork(
+                loop->get(),
+                [&] {
+                  Busy();
+                  ++noise;
+                },
+                nullptr)
+                .ok());
   for (int i = 0; i < kItems; ++i) {
     REQUIRE(strand
                 .Post(
@@ -106,8 +113,9 @@ TEST_CASE("Strand: item N's after runs before item N+1's work", "[io][work][stra
     log.push_back(std::move(s));
   };
   for (int i = 0; i < 3; ++i) {
-    REQUIRE(strand.Post([&, i] { note("work" + std::to_string(i)); },
-                        [&, i] { note("after" + std::to_string(i)); })
+    REQUIRE(strand
+                .Post([&, i] { note("work" + std::to_string(i)); },
+                      [&, i] { note("after" + std::to_string(i)); })
                 .ok());
   }
   loop->Run();
@@ -166,10 +174,13 @@ TEST_CASE("Strand: an after callback may destroy the strand", "[io][work][strand
   auto strand = std::make_unique<Strand>(loop->get());
   std::atomic<int> works{0};
   int afters = 0;
-  REQUIRE(strand->Post([&] { ++works; }, [&] {
-    ++afters;
-    strand.reset();
-  }).ok());
+  REQUIRE(strand
+              ->Post([&] { ++works; },
+                     [&] {
+                       ++afters;
+                       strand.reset();
+                     })
+              .ok());
   REQUIRE(strand->Post([&] { ++works; }, [&] { ++afters; }).ok());
   loop->Run();
   CHECK(works == 1);
