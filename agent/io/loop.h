@@ -21,7 +21,8 @@ class Loop {
   // Runs the loop until `done()` is true or `timeout_ms` has passed (by uv_now);
   // returns done(). `done` is checked on the loop thread before each wait for I/O (so
   // a condition made true by any callback ends the run promptly); it only observes, the
-  // progress must come from handles. Also stops on Stop().
+  // progress must come from handles. Also stops on Stop(). Not from inside a callback
+  // of this loop (uv_run is not reentrant).
   // Used for bounded shutdown ("drain sessions for at most 5 s") and by tests.
   bool RunUntil(const std::function<bool()>& done, uint64_t timeout_ms);
   // Makes Run() return after the current iteration. Loop thread.

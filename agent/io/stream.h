@@ -58,7 +58,8 @@ class Stream : public Handle {
   bool eof() const { return eof_; }
 
   // Copies `bytes` and sends them after everything written before. What the kernel
-  // takes at once is written immediately; the rest waits in the write queue.
+  // takes at once is written immediately; the rest waits in the write queue (also
+  // while a connect is still pending: it leaves once connected).
   // kAborted if closed or after Shutdown; kInvalidArgument past 1 GiB in one call. If
   // the write fails at once the stream is closed and the error returned (on_error is
   // not called); a later failure goes to on_error.
