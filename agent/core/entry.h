@@ -7,6 +7,7 @@
 
 #include "agent/core/hash.h"
 #include "agent/core/version_vector.h"
+#include "gossync/status.h"
 
 namespace gossync::core {
 
@@ -45,7 +46,9 @@ struct Entry {
   bool live() const { return !deleted; }
 
   // SHA-256 over the canonical encoding (below). Two entries with equal
-  // digests are the same version of the same path.
+  // digests are the same version of the same path. Size, target, hlc and
+  // origin are not in it: the hash covers content and target, the VV the
+  // history. REQUIRES: path.size() <= 65535 (any valid path).
   Hash256 Digest() const;
 };
 
@@ -62,7 +65,8 @@ std::string CanonicalEncoding(const Entry& e);
 // Checks what a peer could get wrong: path (ValidatePath), kind, mode within
 // kModeMask, VersionVector::Valid, symlink target length and NUL-freedom,
 // origin node name, tombstone/dir having a zero hash, target empty unless
-// a symlink, hash == SHA-256(target) for a symlink.
+// a symlink, hash == SHA-256(target) and a non-empty target for a live
+// symlink (symlink(2) refuses an empty one). A tombstone has no target.
 Status ValidateEntry(const Entry& e);
 
 }  // namespace gossync::core
