@@ -112,22 +112,24 @@ Status Exec(sqlite3* db, const char* sql, const std::string& file) {
 }
 
 // One integer from a query such as "PRAGMA user_version".
-Result<int64_t> QueryInt(sqlite3* db, const char* sql, const std::string& file) {
+Result<int64_t> QueryInt(sqlite3* db, const char* sql, std::string_view what,
+                         const std::string& file) {
   sqlite3_stmt* st = nullptr;
   int rc = sqlite3_prepare_v2(db, sql, -1, &st, nullptr);
-  if (rc != SQLITE_OK) return SqlError(db, rc, sql, file);
+  if (rc != SQLITE_OK) return SqlError(db, rc, what, file);
   rc = sqlite3_step(st);
   int64_t v = 0;
   if (rc == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
   sqlite3_finalize(st);
-  if (rc != SQLITE_ROW) return SqlError(db, rc, sql, file);
+  if (rc != SQLITE_ROW) return SqlError(db, rc, what, file);
   return v;
 }
 
-Result<std::string> QueryText(sqlite3* db, const char* sql, const std::string& file) {
+Result<std::string> QueryText(sqlite3* db, const char* sql, std::string_view what,
+                              const std::string& file) {
   sqlite3_stmt* st = nullptr;
   int rc = sqlite3_prepare_v2(db, sql, -1, &st, nullptr);
-  if (rc != SQLITE_OK) return SqlError(db, rc, sql, file);
+  if (rc != SQLITE_OK) return SqlError(db, rc, what, file);
   rc = sqlite3_step(st);
   std::string v;
   if (rc == SQLITE_ROW) {
@@ -135,7 +137,7 @@ Result<std::string> QueryText(sqlite3* db, const char* sql, const std::string& f
     if (t) v = reinterpret_cast<const char*>(t);
   }
   sqlite3_finalize(st);
-  if (rc != SQLITE_ROW) return SqlError(db, rc, sql, file);
+  if (rc != SQLITE_ROW) return SqlError(db, rc, what, file);
   return v;
 }
 
@@ -364,13 +366,13 @@ Result<std::unique_ptr<Index>> Index::Open(const std::string& state_dir,
   sqlite3_extended_result_codes(db, 1);
 
   // Identify the file before changing anything in it.
-  Result<int64_t> app_id = QueryInt(db, "PRAGMA application_id", path);
+  Result<int64_t> app_id = QueryInt(db, "PRAGMA application_id", "read header", path);
   if (!app_id.ok()) return app_id.status();
   if (*app_id != kApplicationId) {
     return Status::Corruption(path + " is not a gossync index (application_id " +
                               std::to_string(*app_id) + ")" + kRecovery);
   }
-  Result<int64_t> version = QueryInt(db, "PRAGMA user_version", path);
+  Result<int64_t> version = QueryInt(db, "PRAGMA user_version", "read schema version", path);
   if (!version.ok()) return version.status();
   if (*version > kIndexSchemaVersion) {
     return Status::Corruption(path + " has schema version " + std::to_string(*version) +
@@ -381,7 +383,7 @@ Result<std::unique_ptr<Index>> Index::Open(const std::string& state_dir,
   if (*version < 1) return Status::Corruption(path + " has no schema" + kRecovery);
 
   sqlite3_busy_timeout(db, opt.busy_timeout_ms);
-  Result<std::string> mode = QueryText(db, "PRAGMA journal_mode = WAL", path);
+  Result<std::string> mode = QueryText(db, "PRAGMA journal_mode = WAL", "enable WAL", path);
   if (!mode.ok()) return mode.status();
   if (*mode != "wal") return Status::IoError(path + ": cannot enable WAL mode (got " + *mode + ")");
   // synchronous=NORMAL in WAL mode: see the durability note in index.h.
@@ -397,6 +399,13 @@ Result<std::unique_ptr<Index>> Index::Open(const std::string& state_dir,
                                nullptr, BucketSqlFunction, nullptr, nullptr);
   if (rc != SQLITE_OK) return SqlError(db, rc, "register gossync_bucket", path);
 
+  if (opt.check_on_open) {
+    Result<std::string> check = QueryText(db, "PRAGMA quick_check(1)", "check", path);
+    if (!check.ok()) return check.status();
+    if (*check != "ok") {
+      return Status::Corruption(path + " is damaged (quick_check: " + *check + ")" + kRecovery);
+    }
+  }
   GOSSYNC_RETURN_IF_ERROR(index->LoadMeta());
   if (index->meta_.node_name != opt.node_name) {
     return Status::InvalidArgument(

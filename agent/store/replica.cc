@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <string_view>
-#include <unordered_map>
 
 #include "agent/core/path.h"
 
@@ -136,17 +135,24 @@ void Replica::CountAdd(core::EntryKind kind, bool deleted, int64_t delta) {
 
 Result<Changes> Replica::ApplyLocal(std::vector<Observation> observations) {
   Changes out;
-  // The last observation of a path wins (the watcher may report it twice).
-  std::vector<bool> superseded(observations.size());
+  // Work in path order: the index lookups and writes then walk its B-tree
+  // in order, which is several times faster than random order on a large
+  // index. The last observation of a path wins (the watcher may report it
+  // twice), hence the stable sort.
+  std::vector<size_t> order;
   {
-    std::unordered_map<std::string_view, size_t> last;
-    last.reserve(observations.size());
-    for (size_t i = 0; i < observations.size(); ++i) {
-      auto [it, inserted] = last.try_emplace(observations[i].path, i);
-      if (!inserted) {
-        superseded[it->second] = true;
-        it->second = i;
+    std::vector<size_t> sorted(observations.size());
+    for (size_t i = 0; i < sorted.size(); ++i) sorted[i] = i;
+    std::stable_sort(sorted.begin(), sorted.end(), [&](size_t a, size_t b) {
+      return observations[a].path < observations[b].path;
+    });
+    order.reserve(sorted.size());
+    for (size_t k = 0; k < sorted.size(); ++k) {
+      if (k + 1 < sorted.size() &&
+          observations[sorted[k]].path == observations[sorted[k + 1]].path) {
+        continue;  // superseded by a later observation of the same path
       }
+      order.push_back(sorted[k]);
     }
   }
 
@@ -170,9 +176,8 @@ Result<Changes> Replica::ApplyLocal(std::vector<Observation> observations) {
     e.origin = self;
   };
 
-  for (size_t i = 0; i < observations.size(); ++i) {
+  for (size_t i : order) {
     Observation& o = observations[i];
-    if (superseded[i]) continue;
     if (std::string why = RejectReason(o); !why.empty()) {
       out.rejected.emplace_back(o.path, std::move(why));
       continue;

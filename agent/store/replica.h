@@ -46,7 +46,7 @@ struct EntryChange {
 };
 
 struct Changes {
-  std::vector<EntryChange> changed;  // new versions, in observation order
+  std::vector<EntryChange> changed;  // new versions, in path order
   size_t stat_refreshed = 0;         // paths whose local stat fields alone moved
   // Observations refused (invalid path, a file without its content hash),
   // with the reason; the rest of the batch was applied.
