@@ -138,10 +138,10 @@ int Load(const std::string& dir) {
   auto per = [&](uint64_t rss) { return static_cast<double>(rss - rss_before) / n; };
   std::printf("rss: %.1f MiB before open, %.1f MiB after load, %.1f MiB steady\n",
               rss_before / 1048576.0, rss_loaded / 1048576.0, rss_steady / 1048576.0);
-  std::printf("resident memory per entry: %.1f B after load, %.1f B steady (target < 200 B); "
-              "tree reports %.1f B/entry\n",
-              per(rss_loaded), per(rss_steady),
-              static_cast<double>(replica->tree().MemoryBytes()) / n);
+  std::printf(
+      "resident memory per entry: %.1f B after load, %.1f B steady (target < 200 B); "
+      "tree reports %.1f B/entry\n",
+      per(rss_loaded), per(rss_steady), static_cast<double>(replica->tree().MemoryBytes()) / n);
   return 0;
 }
 

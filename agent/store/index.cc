@@ -229,8 +229,8 @@ Status Migrate(sqlite3* db, int from, const std::string& file) {
   GOSSYNC_RETURN_IF_ERROR(Exec(db, "BEGIN IMMEDIATE", file));
   Status s;
   for (int v = from; v < kIndexSchemaVersion && s.ok(); ++v) {
-    s = Exec(db, kMigrations[v], file).Prefixed("schema migration " + std::to_string(v) + " -> " +
-                                               std::to_string(v + 1));
+    s = Exec(db, kMigrations[v], file)
+            .Prefixed("schema migration " + std::to_string(v) + " -> " + std::to_string(v + 1));
   }
   if (s.ok()) {
     std::string sql = "PRAGMA user_version = " + std::to_string(kIndexSchemaVersion);
@@ -255,8 +255,8 @@ Status CreateIndexFile(const std::string& tmp, const IndexOptions& opt) {
     id = *r;
   }
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(tmp.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  int rc = sqlite3_open_v2(
+      tmp.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     Status s = SqlError(db, rc, "create", tmp);
     sqlite3_close_v2(db);
@@ -328,19 +328,20 @@ Index::~Index() {
   sqlite3_close_v2(db_);
 }
 
-Result<std::unique_ptr<Index>> Index::Open(const std::string& state_dir,
-                                           const IndexOptions& opt) {
+Result<std::unique_ptr<Index>> Index::Open(const std::string& state_dir, const IndexOptions& opt) {
   if (!core::IsValidNodeName(opt.node_name)) {
     return Status::InvalidArgument("invalid node name \"" + opt.node_name + "\"");
   }
   if (opt.tree_depth < core::kMinTreeDepth || opt.tree_depth > core::kMaxTreeDepth) {
-    return Status::InvalidArgument("tree depth " + std::to_string(opt.tree_depth) +
-                                   " is outside " + std::to_string(core::kMinTreeDepth) + ".." +
+    return Status::InvalidArgument("tree depth " + std::to_string(opt.tree_depth) + " is outside " +
+                                   std::to_string(core::kMinTreeDepth) + ".." +
                                    std::to_string(core::kMaxTreeDepth));
   }
   struct stat sb;
-  if (::stat(state_dir.c_str(), &sb) != 0) return Status::FromErrno("state_dir " + state_dir, errno);
-  if (!S_ISDIR(sb.st_mode)) return Status::IoError("state_dir " + state_dir + " is not a directory");
+  if (::stat(state_dir.c_str(), &sb) != 0)
+    return Status::FromErrno("state_dir " + state_dir, errno);
+  if (!S_ISDIR(sb.st_mode))
+    return Status::IoError("state_dir " + state_dir + " is not a directory");
 
   std::string path = state_dir + "/" + kIndexFileName;
   if (::stat(path.c_str(), &sb) != 0) {
@@ -387,16 +388,18 @@ Result<std::unique_ptr<Index>> Index::Open(const std::string& state_dir,
   if (!mode.ok()) return mode.status();
   if (*mode != "wal") return Status::IoError(path + ": cannot enable WAL mode (got " + *mode + ")");
   // synchronous=NORMAL in WAL mode: see the durability note in index.h.
-  std::string pragmas = "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; "
-                        "PRAGMA cell_size_check = ON; PRAGMA journal_size_limit = 67108864; "
-                        "PRAGMA cache_size = -" + std::to_string(opt.cache_kib);
+  std::string pragmas =
+      "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; "
+      "PRAGMA cell_size_check = ON; PRAGMA journal_size_limit = 67108864; "
+      "PRAGMA cache_size = -" +
+      std::to_string(opt.cache_kib);
   GOSSYNC_RETURN_IF_ERROR(Exec(db, pragmas.c_str(), path));
 
   if (*version < kIndexSchemaVersion) {
     GOSSYNC_RETURN_IF_ERROR(Migrate(db, static_cast<int>(*version), path));
   }
-  rc = sqlite3_create_function(db, "gossync_bucket", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
-                               nullptr, BucketSqlFunction, nullptr, nullptr);
+  rc = sqlite3_create_function(db, "gossync_bucket", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr,
+                               BucketSqlFunction, nullptr, nullptr);
   if (rc != SQLITE_OK) return SqlError(db, rc, "register gossync_bucket", path);
 
   if (opt.check_on_open) {
@@ -409,8 +412,8 @@ Result<std::unique_ptr<Index>> Index::Open(const std::string& state_dir,
   GOSSYNC_RETURN_IF_ERROR(index->LoadMeta());
   if (index->meta_.node_name != opt.node_name) {
     return Status::InvalidArgument(
-        path + " belongs to node \"" + index->meta_.node_name + "\" but the config names this node \"" +
-        opt.node_name +
+        path + " belongs to node \"" + index->meta_.node_name +
+        "\" but the config names this node \"" + opt.node_name +
         "\": two configs point at one state_dir, or the node was renamed (to rename it, move "
         "index.db aside: the node rejoins as a new node)");
   }
@@ -481,7 +484,8 @@ Status Index::Prepare() {
                                            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
                                            "?, ?, ?, ?)"));
   GOSSYNC_RETURN_IF_ERROR(prep(&s.del, "DELETE FROM entries WHERE path = ?"));
-  GOSSYNC_RETURN_IF_ERROR(prep(&s.set_meta, "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"));
+  GOSSYNC_RETURN_IF_ERROR(
+      prep(&s.set_meta, "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"));
   GOSSYNC_RETURN_IF_ERROR(prep(&s.begin, "BEGIN IMMEDIATE"));
   GOSSYNC_RETURN_IF_ERROR(prep(&s.commit, "COMMIT"));
   return Status::Ok();
@@ -584,9 +588,9 @@ Status Index::ListStats(const std::function<Status(const StatRow&)>& fn) {
     row.mode = static_cast<uint32_t>(sqlite3_column_int64(st, 2));
     row.deleted = sqlite3_column_int64(st, 3) != 0;
     std::span<const uint8_t> target = ColumnBlob(st, 4);
-    row.stat = ColumnStat(st, 5, row.kind,
-                          std::string_view(reinterpret_cast<const char*>(target.data()),
-                                           target.size()));
+    row.stat =
+        ColumnStat(st, 5, row.kind,
+                   std::string_view(reinterpret_cast<const char*>(target.data()), target.size()));
     if (!ColumnHash(st, 10, &row.digest)) return CorruptRow(db_path_, row.path, "bad digest");
     GOSSYNC_RETURN_IF_ERROR(fn(row));
   }

@@ -52,18 +52,18 @@ inline constexpr char kIndexFileName[] = "index.db";
 
 // The node-wide state kept beside the entries.
 struct IndexMeta {
-  std::string node_name;    // fixed at creation
-  core::NodeId node_id = 0; // random, nonzero, fixed at creation
-  uint64_t counter = 0;     // the node-wide change counter: last value issued
-  uint64_t hlc = 0;         // the last HLC timestamp issued or merged
-  int tree_depth = 0;       // depth the `bucket` column was computed for
+  std::string node_name;     // fixed at creation
+  core::NodeId node_id = 0;  // random, nonzero, fixed at creation
+  uint64_t counter = 0;      // the node-wide change counter: last value issued
+  uint64_t hlc = 0;          // the last HLC timestamp issued or merged
+  int tree_depth = 0;        // depth the `bucket` column was computed for
 };
 
 // One row of `entries`.
 struct IndexRecord {
   core::Entry entry;
-  core::Hash256 digest{};         // entry.Digest(), cached so a restart re-hashes nothing
-  uint32_t bucket = 0;            // MerkleTree::BucketOf(entry.path, tree_depth); set by the index
+  core::Hash256 digest{};  // entry.Digest(), cached so a restart re-hashes nothing
+  uint32_t bucket = 0;     // MerkleTree::BucketOf(entry.path, tree_depth); set by the index
   // The change-detection fields (size, mtime, ino, dev, mode) of the file as
   // last seen on the local disk; nullopt for tombstones and for entries not
   // (yet) on disk. When read back, kind and target are the entry's and
@@ -74,9 +74,9 @@ struct IndexRecord {
 // What ListStats streams: enough for the scanner to decide whether a walked
 // path must be re-read.
 struct StatRow {
-  std::string_view path;          // valid during the callback only
+  std::string_view path;  // valid during the callback only
   core::EntryKind kind = core::EntryKind::kFile;
-  uint32_t mode = 0;              // the entry's permission bits
+  uint32_t mode = 0;  // the entry's permission bits
   bool deleted = false;
   std::optional<LocalStat> stat;  // as in IndexRecord
   core::Hash256 digest{};
@@ -92,10 +92,10 @@ struct IndexCounts {
 };
 
 struct IndexOptions {
-  std::string node_name;           // REQUIRES: core::IsValidNodeName
-  int tree_depth = 4;              // REQUIRES: core::kMinTreeDepth..kMaxTreeDepth
-  int busy_timeout_ms = 5000;      // how long a write waits for a foreign lock
-  int cache_kib = 8192;            // SQLite page cache bound (per connection)
+  std::string node_name;       // REQUIRES: core::IsValidNodeName
+  int tree_depth = 4;          // REQUIRES: core::kMinTreeDepth..kMaxTreeDepth
+  int busy_timeout_ms = 5000;  // how long a write waits for a foreign lock
+  int cache_kib = 8192;        // SQLite page cache bound (per connection)
   // Run PRAGMA quick_check at open, so a damaged file is refused at start
   // rather than found by a repair session later (about 1 s per million
   // entries with the file in the OS cache).
@@ -137,9 +137,8 @@ class Index {
   Status ListStats(const std::function<Status(const StatRow&)>& fn);
   // Streams (bucket, digest, kind, deleted) of every row, unordered: the
   // cheapest full pass, used to load the Merkle tree.
-  Status ForEachDigest(
-      const std::function<void(uint32_t bucket, const core::Hash256& digest,
-                               core::EntryKind kind, bool deleted)>& fn);
+  Status ForEachDigest(const std::function<void(uint32_t bucket, const core::Hash256& digest,
+                                                core::EntryKind kind, bool deleted)>& fn);
 
   // Counted by SQL (a full scan): for checks and tests; Replica keeps its own.
   Result<IndexCounts> Counts();

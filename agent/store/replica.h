@@ -40,8 +40,8 @@ using WallClock = std::function<uint64_t()>;
 
 // One entry that ApplyLocal changed.
 struct EntryChange {
-  core::Entry entry;              // the new version
-  core::Hash256 old_digest{};     // zero if the path was not in the index
+  core::Entry entry;           // the new version
+  core::Hash256 old_digest{};  // zero if the path was not in the index
   core::Hash256 new_digest{};
 };
 
@@ -51,7 +51,7 @@ struct Changes {
   // Observations refused (invalid path, a file without its content hash),
   // with the reason; the rest of the batch was applied.
   std::vector<std::pair<std::string, std::string>> rejected;
-  core::Hash256 root{};              // the tree's root after the change
+  core::Hash256 root{};  // the tree's root after the change
 };
 
 // FullScanDiff's answer. Indices refer to the `walked` vector.
@@ -115,9 +115,7 @@ class Replica {
 
   Result<std::optional<IndexRecord>> Get(std::string_view path) { return index_->Get(path); }
   // The entries of one leaf, for repair.
-  Result<std::vector<IndexRecord>> GetBucket(uint32_t bucket) {
-    return index_->GetBucket(bucket);
-  }
+  Result<std::vector<IndexRecord>> GetBucket(uint32_t bucket) { return index_->GetBucket(bucket); }
   // For ChildDigests / LeafDigests during repair. Mutated only by Replica.
   core::MerkleTree& tree() { return tree_; }
   Index& index() { return *index_; }

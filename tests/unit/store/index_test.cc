@@ -150,23 +150,27 @@ TEST_CASE("Index: a new index has an identity and keeps writes across a reopen",
   CHECK(counts->live() == 2);
 
   std::vector<std::string> order;
-  REQUIRE(index->ForEach([&](const IndexRecord& r) {
-                  order.push_back(r.entry.path);
-                  return Status::Ok();
-                }).ok());
+  REQUIRE(index
+              ->ForEach([&](const IndexRecord& r) {
+                order.push_back(r.entry.path);
+                return Status::Ok();
+              })
+              .ok());
   CHECK(order == std::vector<std::string>{"a.txt", "dir/b.txt", "gone"});
 
   std::vector<std::string> stat_paths;
-  REQUIRE(index->ListStats([&](const StatRow& r) {
-                  stat_paths.emplace_back(r.path);
-                  if (r.path == "gone") {
-                    CHECK(r.deleted);
-                    CHECK_FALSE(r.stat.has_value());
-                  } else {
-                    CHECK(r.stat.has_value());
-                  }
-                  return Status::Ok();
-                }).ok());
+  REQUIRE(index
+              ->ListStats([&](const StatRow& r) {
+                stat_paths.emplace_back(r.path);
+                if (r.path == "gone") {
+                  CHECK(r.deleted);
+                  CHECK_FALSE(r.stat.has_value());
+                } else {
+                  CHECK(r.stat.has_value());
+                }
+                return Status::Ok();
+              })
+              .ok());
   CHECK(stat_paths == order);
 
   auto bucket = index->GetBucket(rb.bucket);
@@ -238,8 +242,7 @@ TEST_CASE("Index: a failed commit leaves nothing behind", "[index]") {
   CHECK(index->meta().counter == 1);
 }
 
-TEST_CASE("Index: a commit blocked by another writer fails cleanly and can be retried",
-          "[index]") {
+TEST_CASE("Index: a commit blocked by another writer fails cleanly and can be retried", "[index]") {
   TempDir dir;
   IndexOptions o = Opts();
   o.busy_timeout_ms = 20;
@@ -303,11 +306,13 @@ TEST_CASE("Index: a changed tree depth recomputes every bucket", "[index]") {
   auto index = MustOpen(dir, Opts("alpha", 2));
   CHECK(index->meta().tree_depth == 2);
   size_t n = 0;
-  REQUIRE(index->ForEach([&](const IndexRecord& r) {
-                  CHECK(r.bucket == core::MerkleTree::BucketOf(r.entry.path, 2));
-                  ++n;
-                  return Status::Ok();
-                }).ok());
+  REQUIRE(index
+              ->ForEach([&](const IndexRecord& r) {
+                CHECK(r.bucket == core::MerkleTree::BucketOf(r.entry.path, 2));
+                ++n;
+                return Status::Ok();
+              })
+              .ok());
   CHECK(n == 50);
   index.reset();
   CHECK(MustOpen(dir, Opts("alpha", 2))->meta().tree_depth == 2);

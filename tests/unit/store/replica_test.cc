@@ -374,21 +374,20 @@ TEST_CASE("Replica: a failed commit leaves the tree, counter and counts as they 
   CHECK(f.replica->root() == RebuiltRoot(*f.replica));
 }
 
-TEST_CASE("Replica: FullScanDiff sorts a walk into to-hash, unchanged and missing",
-          "[replica]") {
+TEST_CASE("Replica: FullScanDiff sorts a walk into to-hash, unchanged and missing", "[replica]") {
   Fixture f;
   f.Apply({File("a", 1), File("b", 2), File("c", 3), Dir("d"), Link("s", "t"), File("t", 4),
            File("z", 5)});
   f.Apply({Gone("t")});
 
   std::vector<Observation> walk = {
-      File("z", 5),                   // unchanged (walk order does not matter)
-      File("a", 1),                   // unchanged
-      File("b", 2, /*mtime=*/9999),   // stat moved
-      Dir("d", /*mtime=*/777),        // a directory's mtime alone: unchanged
-      Link("s", "t"),                 // unchanged
-      File("n", 6),                   // new
-      File("t", 4),                   // was a tombstone
+      File("z", 5),                  // unchanged (walk order does not matter)
+      File("a", 1),                  // unchanged
+      File("b", 2, /*mtime=*/9999),  // stat moved
+      Dir("d", /*mtime=*/777),       // a directory's mtime alone: unchanged
+      Link("s", "t"),                // unchanged
+      File("n", 6),                  // new
+      File("t", 4),                  // was a tombstone
   };
   for (Observation& o : walk) o.hash = core::kZeroHash;  // not hashed yet
   auto r = f.replica->FullScanDiff(walk);
@@ -427,9 +426,9 @@ TEST_CASE("Replica: after random local changes the tree equals one rebuilt from 
           "[replica][property]") {
   GOSSYNC_SEEDED_RNG(0x5eed5eed);
   Fixture f(/*depth=*/2);
-  const std::vector<std::string> universe = {"a",     "b",     "c/d",  "c/e",   "c",
-                                             "f/g/h", "f/g",   "f",    "x y",   "é",
-                                             "long/name/with/many/parts.txt", "z"};
+  const std::vector<std::string> universe = {
+      "a", "b", "c/d", "c/e", "c", "f/g/h", "f/g", "f", "x y", "é", "long/name/with/many/parts.txt",
+      "z"};
   std::map<std::string, ModelEntry> model;
   uint64_t counter = 0, last_hlc = 0;
   auto pick = [&](size_t n) { return static_cast<size_t>(rng() % n); };
@@ -440,10 +439,15 @@ TEST_CASE("Replica: after random local changes the tree equals one rebuilt from 
     for (size_t i = 0; i < n; ++i) {
       const std::string& p = universe[pick(universe.size())];
       switch (pick(6)) {
-        case 0: batch.push_back(Gone(p)); break;
-        case 1: batch.push_back(Dir(p, static_cast<int64_t>(rng() % 50), pick(2) ? 0755 : 0700,
-                                    pick(3))); break;
-        case 2: batch.push_back(Link(p, pick(2) ? "t1" : "t2", static_cast<int64_t>(pick(3)))); break;
+        case 0:
+          batch.push_back(Gone(p));
+          break;
+        case 1:
+          batch.push_back(Dir(p, static_cast<int64_t>(rng() % 50), pick(2) ? 0755 : 0700, pick(3)));
+          break;
+        case 2:
+          batch.push_back(Link(p, pick(2) ? "t1" : "t2", static_cast<int64_t>(pick(3))));
+          break;
         default:
           batch.push_back(File(p, static_cast<uint8_t>(1 + pick(3)), static_cast<int64_t>(pick(3)),
                                pick(3), pick(2) ? 0644 : 0600));
@@ -504,10 +508,14 @@ TEST_CASE("Replica: after random local changes the tree equals one rebuilt from 
     IndexCounts want;
     for (auto& [p, m] : model) {
       if (m.counter == 0) continue;
-      if (!m.live) ++want.tombstones;
-      else if (m.kind == EntryKind::kFile) ++want.files;
-      else if (m.kind == EntryKind::kDirectory) ++want.directories;
-      else ++want.symlinks;
+      if (!m.live)
+        ++want.tombstones;
+      else if (m.kind == EntryKind::kFile)
+        ++want.files;
+      else if (m.kind == EntryKind::kDirectory)
+        ++want.directories;
+      else
+        ++want.symlinks;
     }
     CHECK(f.replica->counts().files == want.files);
     CHECK(f.replica->counts().directories == want.directories);
