@@ -22,8 +22,9 @@ enum class Decision {
 
 struct Resolution {
   Decision decision = Decision::kSame;
-  // For kMerge and kConflict: the entry every node ends up with at this path,
-  // winner's content with the pointwise-max VV. For kTakeRemote: remote.
+  // The entry every node ends up with at this path. Always set: kSame and
+  // kKeepLocal: local; kTakeRemote: remote; kMerge and kConflict: the
+  // winner's content with the pointwise-max VV.
   std::optional<Entry> winner;
   // For kConflict only, and only when the loser has content to keep (a live
   // file or symlink): the loser at ConflictCopyPath(...), with the loser's
@@ -36,14 +37,22 @@ struct Resolution {
 // - Concurrent: identical (kind, mode, hash, target, deleted) -> kMerge;
 //   a live version beats a tombstone (a write is never lost to a delete);
 //   a directory beats a file or symlink (its children stay put; the other
-//   becomes the copy); otherwise the greater (hlc, origin) wins.
-// REQUIRES: local.path == remote.path.
+//   becomes the copy); otherwise the greater (hlc, origin) wins (then the
+//   greater digest, so the order is total). kMerge keeps the metadata of the
+//   greater (hlc, origin). A losing tombstone or directory leaves no copy.
+// Symmetric: Resolve(a, b) and Resolve(b, a) give the same winner and copy.
+// REQUIRES: local.path == remote.path; both entries valid (ValidateEntry).
 Resolution Resolve(const Entry& local, const Entry& remote);
 
 // NAME.sync-conflict-YYYYMMDD-HHMMSS-NODE.EXT in the same directory, with the
 // UTC time of `hlc` and the extension (the part of the base name after its
-// last '.', unless that dot is the first character). The NAME part is
-// shortened, at a UTF-8 boundary, so the component fits in 255 bytes.
+// last '.', unless that dot is the first or the last character). The NAME
+// part is shortened, at a UTF-8 boundary, so the component fits in 255 bytes
+// and the path in 4096; an extension too long to leave room for one byte of
+// NAME counts as part of NAME. Times after 9999-12-31 23:59:59 are clamped
+// to it. A `node` outside [a-z0-9._-] has those bytes replaced by '_'.
+// The result fails ValidatePath only if the directory part alone leaves no
+// room for the suffix (a directory path of more than about 4000 bytes).
 std::string ConflictCopyPath(std::string_view path, uint64_t hlc, std::string_view node);
 
 // True for names that ConflictCopyPath produces.

@@ -1,0 +1,325 @@
+#include "agent/core/conflict.h"
+
+#include <catch2/catch.hpp>
+#include <random>
+
+#include "agent/core/hlc.h"
+#include "agent/core/path.h"
+#include "tests/unit/core/seed.h"
+
+namespace gossync::core {
+namespace {
+
+// 2026-11-26 10:15:00 UTC.
+constexpr uint64_t kNov26Ms = 1795688100000;
+
+Entry File(std::string path, std::string content, VersionVector vv, uint64_t hlc,
+           std::string origin) {
+  Entry e;
+  e.path = std::move(path);
+  e.kind = EntryKind::kFile;
+  e.mode = 0644;
+  e.size = content.size();
+  e.mtime_ns = static_cast<int64_t>(Hlc::Millis(hlc)) * 1'000'000;
+  e.hash = Sha256(content);
+  e.vv = std::move(vv);
+  e.hlc = hlc;
+  e.origin = std::move(origin);
+  return e;
+}
+
+Entry Tombstone(Entry e) {
+  e.deleted = true;
+  e.hash = kZeroHash;
+  e.size = 0;
+  e.target.clear();
+  return e;
+}
+
+Entry Dir(std::string path, VersionVector vv, uint64_t hlc, std::string origin) {
+  Entry e;
+  e.path = std::move(path);
+  e.kind = EntryKind::kDirectory;
+  e.mode = 0755;
+  e.vv = std::move(vv);
+  e.hlc = hlc;
+  e.origin = std::move(origin);
+  return e;
+}
+
+const VersionVector kA1({{1, 1}});
+const VersionVector kB1({{2, 1}});
+const VersionVector kA1B1({{1, 1}, {2, 1}});
+const uint64_t kEarly = Hlc::Pack(kNov26Ms, 0);
+const uint64_t kLate = Hlc::Pack(kNov26Ms + 1000, 0);
+
+TEST_CASE("Resolve: ordered version vectors decide without looking at content", "[conflict]") {
+  Entry old = File("f", "old", kA1, kLate, "alpha");
+  Entry newer = File("f", "new", kA1B1, kEarly, "beta");
+  Resolution r = Resolve(old, newer);
+  CHECK(r.decision == Decision::kTakeRemote);
+  CHECK(r.winner == newer);
+  CHECK_FALSE(r.copy);
+  r = Resolve(newer, old);
+  CHECK(r.decision == Decision::kKeepLocal);
+  CHECK(r.winner == newer);
+  r = Resolve(newer, newer);
+  CHECK(r.decision == Decision::kSame);
+  CHECK(r.winner == newer);
+  // A delete that saw the write wins over it: that is a delete, not a conflict.
+  Entry del = Tombstone(File("f", "", kA1B1, kLate, "beta"));
+  CHECK(Resolve(old, del).decision == Decision::kTakeRemote);
+}
+
+TEST_CASE("Resolve: concurrent identical content merges silently", "[conflict]") {
+  Entry a = File("f", "same", kA1, kEarly, "alpha");
+  Entry b = File("f", "same", kB1, kLate, "beta");
+  b.mtime_ns += 5;  // mtime is not content
+  Resolution r = Resolve(a, b);
+  REQUIRE(r.decision == Decision::kMerge);
+  CHECK(r.winner->vv == kA1B1);
+  CHECK(r.winner->hash == a.hash);
+  CHECK(r.winner->origin == "beta");  // metadata of the greater (hlc, origin)
+  CHECK_FALSE(r.copy);
+  CHECK(Resolve(b, a).winner == r.winner);
+
+  Entry ta = Tombstone(a), tb = Tombstone(File("f", "other", kB1, kLate, "beta"));
+  r = Resolve(ta, tb);
+  CHECK(r.decision == Decision::kMerge);
+  CHECK(r.winner->deleted);
+  CHECK(r.winner->vv == kA1B1);
+
+  Entry d1 = Dir("d", kA1, kEarly, "alpha"), d2 = Dir("d", kB1, kLate, "beta");
+  d2.mtime_ns = 12345;
+  CHECK(Resolve(d1, d2).decision == Decision::kMerge);
+}
+
+TEST_CASE("Resolve: concurrent different content keeps the loser as a copy", "[conflict]") {
+  Entry a = File("a/report.csv", "alpha's", kA1, kLate, "alpha");
+  Entry b = File("a/report.csv", "beta's", kB1, kEarly, "beta");
+  Resolution r = Resolve(a, b);
+  REQUIRE(r.decision == Decision::kConflict);
+  CHECK(r.winner->hash == a.hash);
+  CHECK(r.winner->vv == kA1B1);
+  REQUIRE(r.copy);
+  CHECK(r.copy->path == "a/report.sync-conflict-20261126-101500-beta.csv");
+  CHECK(r.copy->hash == b.hash);
+  CHECK(r.copy->vv == b.vv);
+  CHECK(r.copy->hlc == b.hlc);
+  CHECK(r.copy->origin == "beta");
+  CHECK(ValidateEntry(*r.copy).ok());
+  Resolution s = Resolve(b, a);
+  CHECK(s.decision == Decision::kConflict);
+  CHECK(s.winner == r.winner);
+  CHECK(s.copy == r.copy);
+}
+
+TEST_CASE("Resolve: equal HLCs fall back to the origin name", "[conflict]") {
+  Entry a = File("f", "1", kA1, kEarly, "alpha");
+  Entry b = File("f", "2", kB1, kEarly, "beta");
+  CHECK(Resolve(a, b).winner->origin == "beta");
+  CHECK(Resolve(b, a).winner->origin == "beta");
+}
+
+TEST_CASE("Resolve: a live version beats a concurrent tombstone", "[conflict]") {
+  Entry write = File("f", "precious", kA1, kEarly, "alpha");
+  Entry del = Tombstone(File("f", "", kB1, kLate, "beta"));  // later, yet loses
+  for (bool flip : {false, true}) {
+    Resolution r = flip ? Resolve(del, write) : Resolve(write, del);
+    CHECK(r.decision == Decision::kConflict);
+    CHECK(r.winner->live());
+    CHECK(r.winner->hash == write.hash);
+    CHECK(r.winner->vv == kA1B1);
+    CHECK_FALSE(r.copy);  // nothing to keep of a deletion
+  }
+}
+
+TEST_CASE("Resolve: a directory beats a concurrent file, which becomes the copy", "[conflict]") {
+  Entry dir = Dir("x", kA1, kEarly, "alpha");
+  Entry file = File("x", "data", kB1, kLate, "beta");
+  for (bool flip : {false, true}) {
+    Resolution r = flip ? Resolve(file, dir) : Resolve(dir, file);
+    REQUIRE(r.decision == Decision::kConflict);
+    CHECK(r.winner->kind == EntryKind::kDirectory);
+    REQUIRE(r.copy);
+    CHECK(r.copy->kind == EntryKind::kFile);
+    CHECK(r.copy->path == "x.sync-conflict-20261126-101501-beta");
+  }
+  // Two directories that differ (mode): no copy of a directory.
+  Entry d2 = Dir("x", kB1, kLate, "beta");
+  d2.mode = 0700;
+  Resolution r = Resolve(dir, d2);
+  CHECK(r.decision == Decision::kConflict);
+  CHECK(r.winner->mode == 0700);
+  CHECK_FALSE(r.copy);
+}
+
+// Random valid entries for one path, from small pools so that every branch
+// (equal, ordered, concurrent; same and different content; ties) is hit.
+Entry RandomEntry(std::mt19937_64& rng) {
+  static const char* kOrigins[] = {"alpha", "beta", "gamma"};
+  static const char* kContents[] = {"x", "y", "z"};
+  Entry e;
+  e.path = "dir/data.bin";
+  std::vector<VvPair> pairs;
+  for (NodeId n = 1; n <= 3; ++n) {
+    if (rng() % 2) pairs.push_back({n, 1 + rng() % 2});
+  }
+  if (pairs.empty()) pairs.push_back({1 + rng() % 3, 1});
+  e.vv = VersionVector(pairs);
+  e.hlc = Hlc::Pack(kNov26Ms + rng() % 3 * 1000, static_cast<uint16_t>(rng() % 2));
+  e.origin = kOrigins[rng() % 3];
+  e.mtime_ns = static_cast<int64_t>(rng() % 3);
+  switch (rng() % 6) {
+    case 0:
+      e.kind = EntryKind::kDirectory;
+      e.mode = rng() % 2 ? 0755 : 0700;
+      break;
+    case 1:
+      e.kind = EntryKind::kSymlink;
+      e.mode = 0777;
+      e.target = kContents[rng() % 3];
+      e.hash = Sha256(e.target);
+      e.size = e.target.size();
+      break;
+    default:
+      e.kind = EntryKind::kFile;
+      e.mode = rng() % 4 ? 0644 : 0600;
+      e.hash = Sha256(std::string_view(kContents[rng() % 3]));
+      e.size = 1;
+  }
+  if (rng() % 4 == 0) e = Tombstone(e), e.mode = 0, e.mtime_ns = 0;
+  return e;
+}
+
+Decision Mirror(Decision d) {
+  if (d == Decision::kKeepLocal) return Decision::kTakeRemote;
+  if (d == Decision::kTakeRemote) return Decision::kKeepLocal;
+  return d;
+}
+
+TEST_CASE("Resolve: symmetric and lossless over random pairs", "[conflict]") {
+  GOSSYNC_SEEDED_RNG(0xc0f1);
+  int conflicts = 0, merges = 0, copies = 0;
+  for (int i = 0; i < 20000; ++i) {
+    Entry a = RandomEntry(rng), b = RandomEntry(rng);
+    REQUIRE(ValidateEntry(a).ok());
+    REQUIRE(ValidateEntry(b).ok());
+    if (a.vv == b.vv) continue;  // equal VVs mean the same version; see kSame
+    Resolution ab = Resolve(a, b), ba = Resolve(b, a);
+    INFO("a " << CanonicalEncoding(a).size() << " " << a.vv.ToString() << " b " << b.vv.ToString());
+    REQUIRE(ba.decision == Mirror(ab.decision));
+    REQUIRE(ab.winner);
+    REQUIRE(ab.winner == ba.winner);
+    REQUIRE(ab.copy == ba.copy);
+    REQUIRE(ValidateEntry(*ab.winner).ok());
+    // The result dominates both inputs, so it propagates everywhere.
+    VvOrder wa = ab.winner->vv.Compare(a.vv), wb = ab.winner->vv.Compare(b.vv);
+    REQUIRE((wa == VvOrder::kGreater || wa == VvOrder::kEqual));
+    REQUIRE((wb == VvOrder::kGreater || wb == VvOrder::kEqual));
+    if (ab.decision == Decision::kMerge) ++merges;
+    if (ab.decision == Decision::kConflict) {
+      ++conflicts;
+      // Lossless: every live file or symlink content survives, live or as a copy.
+      for (const Entry* side : {&a, &b}) {
+        if (side->deleted || side->kind == EntryKind::kDirectory) continue;
+        bool kept =
+            (ab.winner->live() && ab.winner->kind == side->kind && ab.winner->hash == side->hash) ||
+            (ab.copy && ab.copy->hash == side->hash && ab.copy->kind == side->kind);
+        REQUIRE(kept);
+      }
+    }
+    if (ab.copy) {
+      ++copies;
+      REQUIRE(ValidateEntry(*ab.copy).ok());
+      REQUIRE(IsConflictCopy(ab.copy->path));
+      REQUIRE(ab.copy->path != a.path);
+    }
+  }
+  CHECK(conflicts > 1000);
+  CHECK(merges > 100);
+  CHECK(copies > 500);
+}
+
+TEST_CASE("ConflictCopyPath: examples", "[conflict]") {
+  const uint64_t t = Hlc::Pack(kNov26Ms, 3);
+  CHECK(ConflictCopyPath("a/report.csv", t, "beta") ==
+        "a/report.sync-conflict-20261126-101500-beta.csv");
+  CHECK(ConflictCopyPath("report.csv", t, "beta") ==
+        "report.sync-conflict-20261126-101500-beta.csv");
+  CHECK(ConflictCopyPath("Makefile", t, "beta") == "Makefile.sync-conflict-20261126-101500-beta");
+  CHECK(ConflictCopyPath("home/.bashrc", t, "n1") ==
+        "home/.bashrc.sync-conflict-20261126-101500-n1");
+  CHECK(ConflictCopyPath(".config.json", t, "n1") ==
+        ".config.sync-conflict-20261126-101500-n1.json");
+  CHECK(ConflictCopyPath("a.tar.gz", t, "n1") == "a.tar.sync-conflict-20261126-101500-n1.gz");
+  CHECK(ConflictCopyPath("trailing.", t, "n1") == "trailing..sync-conflict-20261126-101500-n1");
+  CHECK(ConflictCopyPath("x", 0, "n1") == "x.sync-conflict-19700101-000000-n1");
+  CHECK(ConflictCopyPath("x", Hlc::Pack((1ull << 48) - 1, 0), "n1") ==
+        "x.sync-conflict-99991231-235959-n1");
+  CHECK(ConflictCopyPath("x", t, "Bad/Name") == "x.sync-conflict-20261126-101500-_ad__ame");
+}
+
+TEST_CASE("ConflictCopyPath: long names are cut at a UTF-8 boundary to 255 bytes", "[conflict]") {
+  const uint64_t t = Hlc::Pack(kNov26Ms, 0);
+  std::string long_ascii(250, 'n');
+  std::string p = ConflictCopyPath("d/" + long_ascii + ".txt", t, "beta");
+  CHECK(BaseName(p).size() == 255);
+  CHECK(ValidatePath(p).ok());
+  CHECK(IsConflictCopy(p));
+  CHECK(p.substr(p.size() - 4) == ".txt");
+
+  // 'é' is two bytes: whatever the cut, no character is split.
+  for (size_t odd = 0; odd < 4; ++odd) {
+    std::string name(odd, 'a');
+    while (name.size() + 2 <= 250) name += "\xc3\xa9";
+    std::string q = ConflictCopyPath(name + ".txt", t, "beta");
+    INFO(odd);
+    CHECK(BaseName(q).size() <= 255);
+    CHECK(BaseName(q).size() >= 254);
+    CHECK(ValidatePath(q).ok());
+    CHECK(IsValidUtf8(q));
+  }
+  // 4-byte characters, the longest node name.
+  std::string emoji;
+  while (emoji.size() < 252) emoji += "\xf0\x9f\x98\x80";
+  std::string q = ConflictCopyPath(emoji, t, std::string(63, 'z'));
+  CHECK(ValidatePath(q).ok());
+  CHECK(IsConflictCopy(q));
+
+  // An "extension" that leaves no room is taken as part of the name.
+  std::string weird = "a." + std::string(252, 'e');
+  std::string w = ConflictCopyPath(weird, t, "beta");
+  CHECK(ValidatePath(w).ok());
+  CHECK(IsConflictCopy(w));
+  CHECK(w.size() == 255);
+
+  // The whole path stays within 4096 bytes too.
+  std::string deep(254, 'x');
+  for (int i = 0; i < 14; ++i) deep += "/" + std::string(255, 'y');
+  deep += "/" + std::string(100, 'z') + "/" + std::string(150, 'f') + ".txt";
+  REQUIRE(deep.size() == 4094);
+  REQUIRE(ValidatePath(deep).ok());
+  std::string dp = ConflictCopyPath(deep, t, "beta");
+  CHECK(dp.size() == kMaxPathBytes);
+  CHECK(dp.substr(dp.size() - 4) == ".txt");
+  CHECK(ValidatePath(dp).ok());
+  CHECK(IsConflictCopy(dp));
+}
+
+TEST_CASE("IsConflictCopy: recognises only what ConflictCopyPath makes", "[conflict]") {
+  CHECK(IsConflictCopy("a/report.sync-conflict-20261126-101500-beta.csv"));
+  CHECK(IsConflictCopy("Makefile.sync-conflict-20261126-101500-beta"));
+  CHECK(IsConflictCopy("x.sync-conflict-20261126-101500-web01.dc2.txt"));
+  CHECK_FALSE(IsConflictCopy("a/report.csv"));
+  CHECK_FALSE(IsConflictCopy("report.sync-conflict.csv"));
+  CHECK_FALSE(IsConflictCopy("report.sync-conflict-2026112-101500-beta.csv"));
+  CHECK_FALSE(IsConflictCopy("report.sync-conflict-20261126-101500-.csv"));
+  CHECK_FALSE(IsConflictCopy("report.sync-conflict-20261126-101500-Beta"));
+  CHECK_FALSE(IsConflictCopy("report.sync-conflict-2026112x-101500-beta"));
+  // Only the base name counts.
+  CHECK_FALSE(IsConflictCopy("x.sync-conflict-20261126-101500-beta/file"));
+}
+
+}  // namespace
+}  // namespace gossync::core
