@@ -78,7 +78,13 @@ Observation FileObservation(uint64_t i, uint64_t version) {
 }
 
 std::unique_ptr<Replica> OpenOrDie(const std::string& dir) {
-  auto r = Replica::Open(dir, "bench", gossync::core::kDefaultTreeDepth, WallMs);
+  Replica::Options o;
+  o.node_name = "bench";
+  o.tree_depth = gossync::core::kDefaultTreeDepth;
+  o.clock = WallMs;
+  // BENCH_CACHE_KIB: SQLite page cache, to see what it buys.
+  if (const char* kib = std::getenv("BENCH_CACHE_KIB")) o.index.cache_kib = std::atoi(kib);
+  auto r = Replica::Open(dir, std::move(o));
   if (!r.ok()) {
     std::fprintf(stderr, "open: %s\n", r.status().ToString().c_str());
     std::exit(1);

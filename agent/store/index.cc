@@ -642,6 +642,96 @@ Result<IndexCounts> Index::Counts() {
   return c;
 }
 
+Status Index::Step(sqlite3_stmt* st, std::string_view what) {
+  ScopedReset reset(st);
+  int rc = sqlite3_step(st);
+  if (rc != SQLITE_DONE) return SqlError(db_, rc, what, db_path_);
+  return Status::Ok();
+}
+
+Status Index::WriteRecord(const IndexRecord& rec) {
+  const core::Entry& e = rec.entry;
+  Status valid = core::ValidatePath(e.path);
+  if (!valid.ok()) return valid.Prefixed("index write");
+  sqlite3_stmt* st = stmts_->put;
+  std::string vv = EncodeVersionVector(e.vv);
+  sqlite3_bind_text(st, 1, e.path.data(), static_cast<int>(e.path.size()), SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, static_cast<int64_t>(e.kind));
+  sqlite3_bind_int64(st, 3, e.mode);
+  sqlite3_bind_int64(st, 4, ToDb(e.size));
+  sqlite3_bind_int64(st, 5, e.mtime_ns);
+  sqlite3_bind_blob(st, 6, e.hash.data(), static_cast<int>(e.hash.size()), SQLITE_STATIC);
+  sqlite3_bind_blob(st, 7, e.target.data(), static_cast<int>(e.target.size()), SQLITE_STATIC);
+  sqlite3_bind_blob(st, 8, vv.data(), static_cast<int>(vv.size()), SQLITE_STATIC);
+  sqlite3_bind_int64(st, 9, ToDb(e.hlc));
+  sqlite3_bind_text(st, 10, e.origin.data(), static_cast<int>(e.origin.size()), SQLITE_STATIC);
+  sqlite3_bind_int64(st, 11, e.deleted ? 1 : 0);
+  sqlite3_bind_int64(st, 12, core::MerkleTree::BucketOf(e.path, meta_.tree_depth));
+  sqlite3_bind_blob(st, 13, rec.digest.data(), static_cast<int>(rec.digest.size()), SQLITE_STATIC);
+  if (rec.stat) {
+    const LocalStat& ls = *rec.stat;
+    sqlite3_bind_int64(st, 14, ToDb(ls.size));
+    sqlite3_bind_int64(st, 15, ls.mtime_ns);
+    sqlite3_bind_int64(st, 16, ls.mode);
+    sqlite3_bind_int64(st, 17, ToDb(ls.ino));
+    sqlite3_bind_int64(st, 18, ToDb(ls.dev));
+  }  // else the cleared bindings are NULL
+  return Step(st, "write entry \"" + e.path + "\"");
+}
+
+Status Index::DeleteRecord(std::string_view path) {
+  sqlite3_bind_text(stmts_->del, 1, path.data(), static_cast<int>(path.size()), SQLITE_STATIC);
+  return Step(stmts_->del, "delete entry");
+}
+
+Status Index::WriteMeta(const char* key, uint64_t value) {
+  sqlite3_bind_text(stmts_->set_meta, 1, key, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(stmts_->set_meta, 2, ToDb(value));
+  return Step(stmts_->set_meta, std::string("write meta ") + key);
+}
+
+void Index::Rollback() {
+  if (!sqlite3_get_autocommit(db_)) (void)Exec(db_, "ROLLBACK", db_path_);
+}
+
+Result<Index::Transaction> Index::Begin() {
+  GOSSYNC_RETURN_IF_ERROR(Step(stmts_->begin, "begin"));
+  return Transaction(this);
+}
+
+Index::Transaction::Transaction(Transaction&& o) noexcept
+    : index_(std::exchange(o.index_, nullptr)), counter_(o.counter_), hlc_(o.hlc_) {}
+
+Index::Transaction::~Transaction() {
+  if (index_) index_->Rollback();
+}
+
+Status Index::Transaction::Put(const IndexRecord& rec) {
+  GOSSYNC_CHECK(index_ != nullptr);
+  return index_->WriteRecord(rec);
+}
+
+Status Index::Transaction::Delete(std::string_view path) {
+  GOSSYNC_CHECK(index_ != nullptr);
+  return index_->DeleteRecord(path);
+}
+
+Status Index::Transaction::Commit() {
+  GOSSYNC_CHECK(index_ != nullptr);
+  Index* ix = std::exchange(index_, nullptr);
+  Status s;
+  if (counter_) s = ix->WriteMeta("counter", *counter_);
+  if (s.ok() && hlc_) s = ix->WriteMeta("hlc", *hlc_);
+  if (s.ok()) s = ix->Step(ix->stmts_->commit, "commit");
+  if (!s.ok()) {
+    ix->Rollback();
+    return s;
+  }
+  if (counter_) ix->meta_.counter = *counter_;
+  if (hlc_) ix->meta_.hlc = *hlc_;
+  return Status::Ok();
+}
+
 void Index::Batch::Put(IndexRecord rec) { ops_.push_back(Op{true, std::move(rec)}); }
 
 void Index::Batch::Delete(std::string path) {
@@ -657,67 +747,14 @@ Status Index::Commit(const Batch& batch) {
     Status s = core::ValidatePath(op.rec.entry.path);
     if (!s.ok()) return s.Prefixed("index commit");
   }
-  Statements& s = *stmts_;
-  auto step = [&](sqlite3_stmt* st, std::string_view what) -> Status {
-    ScopedReset reset(st);
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE) return SqlError(db_, rc, what, db_path_);
-    return Status::Ok();
-  };
-  GOSSYNC_RETURN_IF_ERROR(step(s.begin, "begin"));
-
-  auto body = [&]() -> Status {
-    std::string vv;
-    for (const Batch::Op& op : batch.ops_) {
-      const core::Entry& e = op.rec.entry;
-      if (!op.put) {
-        sqlite3_bind_text(s.del, 1, e.path.data(), static_cast<int>(e.path.size()), SQLITE_STATIC);
-        GOSSYNC_RETURN_IF_ERROR(step(s.del, "delete entry"));
-        continue;
-      }
-      sqlite3_stmt* st = s.put;
-      vv = EncodeVersionVector(e.vv);
-      sqlite3_bind_text(st, 1, e.path.data(), static_cast<int>(e.path.size()), SQLITE_STATIC);
-      sqlite3_bind_int64(st, 2, static_cast<int64_t>(e.kind));
-      sqlite3_bind_int64(st, 3, e.mode);
-      sqlite3_bind_int64(st, 4, ToDb(e.size));
-      sqlite3_bind_int64(st, 5, e.mtime_ns);
-      sqlite3_bind_blob(st, 6, e.hash.data(), static_cast<int>(e.hash.size()), SQLITE_STATIC);
-      sqlite3_bind_blob(st, 7, e.target.data(), static_cast<int>(e.target.size()), SQLITE_STATIC);
-      sqlite3_bind_blob(st, 8, vv.data(), static_cast<int>(vv.size()), SQLITE_STATIC);
-      sqlite3_bind_int64(st, 9, ToDb(e.hlc));
-      sqlite3_bind_text(st, 10, e.origin.data(), static_cast<int>(e.origin.size()), SQLITE_STATIC);
-      sqlite3_bind_int64(st, 11, e.deleted ? 1 : 0);
-      sqlite3_bind_int64(st, 12, core::MerkleTree::BucketOf(e.path, meta_.tree_depth));
-      sqlite3_bind_blob(st, 13, op.rec.digest.data(), static_cast<int>(op.rec.digest.size()),
-                        SQLITE_STATIC);
-      if (op.rec.stat) {
-        const LocalStat& ls = *op.rec.stat;
-        sqlite3_bind_int64(st, 14, ToDb(ls.size));
-        sqlite3_bind_int64(st, 15, ls.mtime_ns);
-        sqlite3_bind_int64(st, 16, ls.mode);
-        sqlite3_bind_int64(st, 17, ToDb(ls.ino));
-        sqlite3_bind_int64(st, 18, ToDb(ls.dev));
-      }  // else the cleared bindings are NULL
-      GOSSYNC_RETURN_IF_ERROR(step(st, "write entry \"" + e.path + "\""));
-    }
-    auto set_meta = [&](const char* key, uint64_t value) -> Status {
-      sqlite3_bind_text(s.set_meta, 1, key, -1, SQLITE_STATIC);
-      sqlite3_bind_int64(s.set_meta, 2, ToDb(value));
-      return step(s.set_meta, std::string("write meta ") + key);
-    };
-    if (batch.counter_) GOSSYNC_RETURN_IF_ERROR(set_meta("counter", *batch.counter_));
-    if (batch.hlc_) GOSSYNC_RETURN_IF_ERROR(set_meta("hlc", *batch.hlc_));
-    return step(s.commit, "commit");
-  };
-  Status st = body();
-  if (!st.ok()) {
-    if (!sqlite3_get_autocommit(db_)) (void)Exec(db_, "ROLLBACK", db_path_);
-    return st;
+  Result<Transaction> txn = Begin();
+  if (!txn.ok()) return txn.status();
+  for (const Batch::Op& op : batch.ops_) {
+    GOSSYNC_RETURN_IF_ERROR(op.put ? txn->Put(op.rec) : txn->Delete(op.rec.entry.path));
   }
-  if (batch.counter_) meta_.counter = *batch.counter_;
-  if (batch.hlc_) meta_.hlc = *batch.hlc_;
-  return Status::Ok();
+  if (batch.counter_) txn->SetCounter(*batch.counter_);
+  if (batch.hlc_) txn->SetHlc(*batch.hlc_);
+  return txn->Commit();
 }
 
 std::string EncodeVersionVector(const core::VersionVector& vv) {

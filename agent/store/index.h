@@ -44,6 +44,7 @@
 #include "gossync/status.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace gossync::store {
 
@@ -143,11 +144,45 @@ class Index {
   // Counted by SQL (a full scan): for checks and tests; Replica keeps its own.
   Result<IndexCounts> Counts();
 
-  // A set of writes applied in ONE transaction by Commit: all or nothing.
+  // An open write transaction (BEGIN IMMEDIATE): its reads see its own
+  // writes; nothing of it is visible to others, or survives a crash, before
+  // Commit. Destroying it uncommitted rolls it back. One at a time.
+  // REQUIRES: the Index outlives it.
+  class Transaction {
+   public:
+    Transaction(Transaction&& o) noexcept;
+    Transaction& operator=(Transaction&&) = delete;
+    ~Transaction();
+
+    Result<std::optional<IndexRecord>> Get(std::string_view path) { return index_->Get(path); }
+    // Inserts or replaces the row at rec.entry.path; the index computes the
+    // bucket. REQUIRES: rec.digest == rec.entry.Digest(). InvalidArgument for
+    // an invalid path or a record the schema refuses (the transaction stays
+    // open; the caller decides).
+    Status Put(const IndexRecord& rec);
+    Status Delete(std::string_view path);
+    // Meta values written at Commit, and reflected in meta() once committed.
+    void SetCounter(uint64_t counter) { counter_ = counter; }
+    void SetHlc(uint64_t hlc) { hlc_ = hlc; }
+    // On failure the transaction is rolled back. Either way it is finished.
+    Status Commit();
+
+   private:
+    friend class Index;
+    explicit Transaction(Index* index) : index_(index) {}
+    Index* index_;  // null once finished
+    std::optional<uint64_t> counter_;
+    std::optional<uint64_t> hlc_;
+  };
+
+  // Takes the write lock. Unavailable if another process holds it longer than
+  // the busy timeout.
+  Result<Transaction> Begin();
+
+  // A set of writes collected first and applied in ONE transaction by
+  // Commit: all or nothing.
   class Batch {
    public:
-    // Inserts or replaces the row at rec.entry.path. The index computes the
-    // bucket. REQUIRES: rec.digest == rec.entry.Digest().
     void Put(IndexRecord rec);
     void Delete(std::string path);
     void SetCounter(uint64_t counter) { counter_ = counter; }
@@ -167,7 +202,7 @@ class Index {
   };
 
   // Applies `batch` in one transaction. On failure nothing of it is visible
-  // and meta() is unchanged; the batch is left as it was.
+  // and meta() is unchanged. REQUIRES: no Transaction open.
   Status Commit(const Batch& batch);
 
  private:
@@ -176,6 +211,11 @@ class Index {
   Status Prepare();
   Status LoadMeta();
   Status Rebucket(int depth);
+  Status Step(sqlite3_stmt* st, std::string_view what);
+  Status WriteRecord(const IndexRecord& rec);
+  Status DeleteRecord(std::string_view path);
+  Status WriteMeta(const char* key, uint64_t value);
+  void Rollback();
 
   sqlite3* db_;
   std::string db_path_;

@@ -164,7 +164,6 @@ Result<Changes> Replica::ApplyLocal(std::vector<Observation> observations) {
     bool old_deleted;
   };
   std::vector<Pending> pending;
-  Index::Batch batch;
   uint64_t counter = counter_;
   const std::string& self = index_->meta().node_name;
   const core::NodeId self_id = index_->meta().node_id;
@@ -176,13 +175,22 @@ Result<Changes> Replica::ApplyLocal(std::vector<Observation> observations) {
     e.origin = self;
   };
 
+  // One write transaction around the reads too: each row is read and
+  // rewritten while its page is still in SQLite's cache.
+  if (order.empty()) {
+    out.root = tree_.Root();
+    return out;
+  }
+  Result<Index::Transaction> txn = index_->Begin();
+  if (!txn.ok()) return txn.status();
+  bool wrote = false;
   for (size_t i : order) {
     Observation& o = observations[i];
     if (std::string why = RejectReason(o); !why.empty()) {
       out.rejected.emplace_back(o.path, std::move(why));
       continue;
     }
-    Result<std::optional<IndexRecord>> got = index_->Get(o.path);
+    Result<std::optional<IndexRecord>> got = txn->Get(o.path);
     if (!got.ok()) return got.status();
     std::optional<IndexRecord>& old = *got;
 
@@ -192,7 +200,8 @@ Result<Changes> Replica::ApplyLocal(std::vector<Observation> observations) {
       if (old && old->entry.live() && SameVersion(old->entry, rec.entry)) {
         if (StatMoved(old->stat, *o.stat)) {
           old->stat = *o.stat;
-          batch.Put(std::move(*old));
+          GOSSYNC_RETURN_IF_ERROR(txn->Put(*old));
+          wrote = true;
           ++out.stat_refreshed;
         }
         continue;
@@ -211,16 +220,18 @@ Result<Changes> Replica::ApplyLocal(std::vector<Observation> observations) {
     rec.bucket = tree_.BucketOf(rec.entry.path);
     Pending p{rec.bucket, old.has_value(), old ? old->digest : core::Hash256{},
               old ? old->entry.kind : core::EntryKind::kFile, old ? old->entry.deleted : false};
+    GOSSYNC_RETURN_IF_ERROR(txn->Put(rec));
+    wrote = true;
     pending.push_back(p);
-    out.changed.push_back(EntryChange{rec.entry, p.old_digest, rec.digest});
-    batch.Put(std::move(rec));
+    out.changed.push_back(EntryChange{std::move(rec.entry), p.old_digest, rec.digest});
   }
 
   if (!out.changed.empty()) {
-    batch.SetCounter(counter);
-    batch.SetHlc(hlc_.last());
+    txn->SetCounter(counter);
+    txn->SetHlc(hlc_.last());
   }
-  GOSSYNC_RETURN_IF_ERROR(index_->Commit(batch));
+  // With nothing written, the transaction just rolls back when it goes.
+  if (wrote) GOSSYNC_RETURN_IF_ERROR(txn->Commit());
 
   // Committed: now, and only now, the in-memory state follows.
   counter_ = counter;

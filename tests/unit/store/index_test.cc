@@ -242,6 +242,43 @@ TEST_CASE("Index: a failed commit leaves nothing behind", "[index]") {
   CHECK(index->meta().counter == 1);
 }
 
+TEST_CASE("Index: a transaction reads its own writes and rolls back unless committed", "[index]") {
+  TempDir dir;
+  auto index = MustOpen(dir);
+  {
+    auto txn = index->Begin();
+    REQUIRE(txn.ok());
+    REQUIRE(txn->Put(FileRecord("a", 1)).ok());
+    auto got = txn->Get("a");
+    REQUIRE(got.ok());
+    CHECK(got->has_value());
+    // A refused record leaves the transaction open; the caller gives up.
+    IndexRecord bad = FileRecord("b", 2);
+    bad.entry.mode = 070000;
+    CHECK(txn->Put(bad).code() == Code::kInvalidArgument);
+    txn->SetCounter(5);
+  }  // dropped: rolled back
+  CHECK_FALSE(index->Get("a")->has_value());
+  CHECK(index->meta().counter == 0);
+
+  auto txn = index->Begin();
+  REQUIRE(txn.ok());
+  REQUIRE(txn->Put(FileRecord("a", 1)).ok());
+  REQUIRE(txn->Put(FileRecord("b", 2)).ok());
+  REQUIRE(txn->Delete("b").ok());
+  txn->SetCounter(2);
+  txn->SetHlc(42);
+  REQUIRE(txn->Commit().ok());
+  CHECK(index->meta().counter == 2);
+  CHECK(index->meta().hlc == 42);
+  index.reset();
+  index = MustOpen(dir);
+  CHECK(index->Get("a")->has_value());
+  CHECK_FALSE(index->Get("b")->has_value());
+  CHECK(index->meta().counter == 2);
+  CHECK(index->meta().hlc == 42);
+}
+
 TEST_CASE("Index: a commit blocked by another writer fails cleanly and can be retried", "[index]") {
   TempDir dir;
   IndexOptions o = Opts();
