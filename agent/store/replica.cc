@@ -216,6 +216,12 @@ Result<Changes> Replica::ApplyLocal(std::vector<Observation> observations) {
       rec.entry.deleted = true;  // mode, size, mtime, hash, target stay zero
     }
     bump(rec.entry);
+    // Only entries every peer accepts go into the index.
+    if (Status valid = core::ValidateEntry(rec.entry); !valid.ok()) {
+      --counter;  // this bump is not used
+      out.rejected.emplace_back(rec.entry.path, valid.message());
+      continue;
+    }
     rec.digest = rec.entry.Digest();
     rec.bucket = tree_.BucketOf(rec.entry.path);
     Pending p{rec.bucket, old.has_value(), old ? old->digest : core::Hash256{},
