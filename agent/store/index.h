@@ -41,6 +41,7 @@
 #include "agent/core/hash.h"
 #include "agent/core/version_vector.h"
 #include "agent/store/local_stat.h"
+#include "agent/store/vv_blob.h"
 #include "gossync/status.h"
 
 struct sqlite3;
@@ -222,12 +223,5 @@ class Index {
   IndexMeta meta_;
   std::unique_ptr<Statements> stmts_;
 };
-
-// The compact VV blob of the `vv` column: per pair, the node id as 8
-// big-endian bytes and the counter as an unsigned LEB128 varint, pairs in
-// the vector's (sorted) order. Exposed for tests.
-std::string EncodeVersionVector(const core::VersionVector& vv);
-// Corruption if the bytes are truncated, overlong, or not a valid vector.
-Result<core::VersionVector> DecodeVersionVector(std::span<const uint8_t> bytes);
 
 }  // namespace gossync::store
