@@ -287,6 +287,7 @@ Status CreateIndexFile(const std::string& tmp, const IndexOptions& opt) {
     put("node_name", opt.node_name);
     put("node_id", ToDb(id));
     put("counter", int64_t{0});
+    put("counter_reserved", int64_t{0});
     put("hlc", int64_t{0});
     put("tree_depth", int64_t{opt.tree_depth});
     sqlite3_finalize(st);
@@ -445,6 +446,8 @@ Status Index::LoadMeta() {
     } else if (key == "hlc") {
       m.hlc = FromDb(sqlite3_column_int64(st, 1));
       have_hlc = true;
+    } else if (key == "counter_reserved") {
+      m.counter_reserved = FromDb(sqlite3_column_int64(st, 1));  // optional
     } else if (key == "tree_depth") {
       m.tree_depth = static_cast<int>(sqlite3_column_int64(st, 1));
       have_depth = true;
@@ -694,16 +697,31 @@ void Index::Rollback() {
   if (!sqlite3_get_autocommit(db_)) (void)Exec(db_, "ROLLBACK", db_path_);
 }
 
-Result<Index::Transaction> Index::Begin() {
-  GOSSYNC_RETURN_IF_ERROR(Step(stmts_->begin, "begin"));
-  return Transaction(this);
+void Index::EndTransaction(bool durable) {
+  Rollback();  // a no-op after a successful COMMIT
+  if (durable) (void)Exec(db_, "PRAGMA synchronous = NORMAL", db_path_);
+}
+
+Result<Index::Transaction> Index::Begin(bool durable) {
+  // The pager reads the sync level at commit; set it outside the transaction.
+  if (durable) GOSSYNC_RETURN_IF_ERROR(Exec(db_, "PRAGMA synchronous = FULL", db_path_));
+  Status s = Step(stmts_->begin, "begin");
+  if (!s.ok()) {
+    EndTransaction(durable);
+    return s;
+  }
+  return Transaction(this, durable);
 }
 
 Index::Transaction::Transaction(Transaction&& o) noexcept
-    : index_(std::exchange(o.index_, nullptr)), counter_(o.counter_), hlc_(o.hlc_) {}
+    : index_(std::exchange(o.index_, nullptr)),
+      durable_(o.durable_),
+      counter_(o.counter_),
+      hlc_(o.hlc_),
+      reserved_(o.reserved_) {}
 
 Index::Transaction::~Transaction() {
-  if (index_) index_->Rollback();
+  if (index_) index_->EndTransaction(durable_);
 }
 
 Status Index::Transaction::Put(const IndexRecord& rec) {
@@ -722,13 +740,13 @@ Status Index::Transaction::Commit() {
   Status s;
   if (counter_) s = ix->WriteMeta("counter", *counter_);
   if (s.ok() && hlc_) s = ix->WriteMeta("hlc", *hlc_);
+  if (s.ok() && reserved_) s = ix->WriteMeta("counter_reserved", *reserved_);
   if (s.ok()) s = ix->Step(ix->stmts_->commit, "commit");
-  if (!s.ok()) {
-    ix->Rollback();
-    return s;
-  }
+  ix->EndTransaction(durable_);
+  if (!s.ok()) return s;
   if (counter_) ix->meta_.counter = *counter_;
   if (hlc_) ix->meta_.hlc = *hlc_;
+  if (reserved_) ix->meta_.counter_reserved = *reserved_;
   return Status::Ok();
 }
 

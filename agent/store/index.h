@@ -57,8 +57,11 @@ struct IndexMeta {
   std::string node_name;     // fixed at creation
   core::NodeId node_id = 0;  // random, nonzero, fixed at creation
   uint64_t counter = 0;      // the node-wide change counter: last value issued
-  uint64_t hlc = 0;          // the last HLC timestamp issued or merged
-  int tree_depth = 0;        // depth the `bucket` column was computed for
+  // A durable upper bound on every counter value ever committed (see
+  // Replica): after a power loss `counter` may be stale, this never is.
+  uint64_t counter_reserved = 0;
+  uint64_t hlc = 0;    // the last HLC timestamp issued or merged
+  int tree_depth = 0;  // depth the `bucket` column was computed for
 };
 
 // One row of `entries`.
@@ -165,20 +168,24 @@ class Index {
     // Meta values written at Commit, and reflected in meta() once committed.
     void SetCounter(uint64_t counter) { counter_ = counter; }
     void SetHlc(uint64_t hlc) { hlc_ = hlc; }
+    void SetCounterReserved(uint64_t reserved) { reserved_ = reserved; }
     // On failure the transaction is rolled back. Either way it is finished.
     Status Commit();
 
    private:
     friend class Index;
-    explicit Transaction(Index* index) : index_(index) {}
+    Transaction(Index* index, bool durable) : index_(index), durable_(durable) {}
     Index* index_;  // null once finished
+    bool durable_;
     std::optional<uint64_t> counter_;
     std::optional<uint64_t> hlc_;
+    std::optional<uint64_t> reserved_;
   };
 
   // Takes the write lock. Unavailable if another process holds it longer than
-  // the busy timeout.
-  Result<Transaction> Begin();
+  // the busy timeout. A `durable` transaction is fsynced at commit
+  // (synchronous=FULL for it alone), so it survives a power loss.
+  Result<Transaction> Begin(bool durable = false);
 
   // A set of writes collected first and applied in ONE transaction by
   // Commit: all or nothing.
@@ -217,6 +224,7 @@ class Index {
   Status DeleteRecord(std::string_view path);
   Status WriteMeta(const char* key, uint64_t value);
   void Rollback();
+  void EndTransaction(bool durable);
 
   sqlite3* db_;
   std::string db_path_;

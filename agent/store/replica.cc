@@ -85,7 +85,10 @@ Replica::Replica(std::unique_ptr<Index> index, WallClock clock)
       clock_(std::move(clock)),
       tree_(index_->meta().tree_depth),
       hlc_(index_->meta().hlc),
-      counter_(index_->meta().counter) {}
+      // Start above every counter that may have been issued: after a power
+      // loss `counter` can lag what peers already saw, the reservation not.
+      counter_(std::max(index_->meta().counter, index_->meta().counter_reserved)),
+      reserved_(counter_) {}
 
 Result<std::unique_ptr<Replica>> Replica::Open(const std::string& state_dir, Options options) {
   if (!options.clock) return Status::InvalidArgument("Replica::Open: no clock");
@@ -181,7 +184,11 @@ Result<Changes> Replica::ApplyLocal(std::vector<Observation> observations) {
     out.root = tree_.Root();
     return out;
   }
-  Result<Index::Transaction> txn = index_->Begin();
+  // Counters are reserved in blocks by a durable (fsynced) commit, so that
+  // no counter is ever issued twice, even when a power loss drops the last
+  // ordinary (synchronous=NORMAL) commits: see kCounterBlock.
+  const bool reserve = counter_ + order.size() > reserved_;
+  Result<Index::Transaction> txn = index_->Begin(reserve);
   if (!txn.ok()) return txn.status();
   bool wrote = false;
   for (size_t i : order) {
@@ -232,15 +239,22 @@ Result<Changes> Replica::ApplyLocal(std::vector<Observation> observations) {
     out.changed.push_back(EntryChange{std::move(rec.entry), p.old_digest, rec.digest});
   }
 
+  uint64_t reserved = reserved_;
   if (!out.changed.empty()) {
     txn->SetCounter(counter);
     txn->SetHlc(hlc_.last());
+    if (counter > reserved_) {
+      GOSSYNC_CHECK(reserve);
+      reserved = counter + kCounterBlock;
+      txn->SetCounterReserved(reserved);
+    }
   }
   // With nothing written, the transaction just rolls back when it goes.
   if (wrote) GOSSYNC_RETURN_IF_ERROR(txn->Commit());
 
   // Committed: now, and only now, the in-memory state follows.
   counter_ = counter;
+  reserved_ = reserved;
   for (size_t i = 0; i < pending.size(); ++i) {
     const Pending& p = pending[i];
     const EntryChange& c = out.changed[i];

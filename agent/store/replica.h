@@ -6,6 +6,14 @@
 // the node-wide change counter. Nothing per entry is held in memory but the
 // tree's digests; entries are read from the index when needed.
 //
+// Counters and power loss: the index commits with synchronous=NORMAL, so a
+// power loss may drop its last commits while peers already hold the versions
+// they made. Reissuing those counters for other content would make two
+// different versions look identical. So counters are reserved kCounterBlock
+// at a time by a commit that IS fsynced, and a reopened replica continues
+// above the reservation. A restart leaves a gap of unused counters, which
+// is harmless: a version vector needs its counters increasing, not dense.
+//
 // Threads: NOT thread-safe. A Replica is used by one thread at a time: the
 // daemon runs every call on one serialized work queue, off the loop thread
 // (calls do SQLite I/O). The loop reads root() and counts() only through
@@ -34,6 +42,9 @@
 #include "gossync/status.h"
 
 namespace gossync::store {
+
+// How many counters one durable reservation covers (one fsync each).
+inline constexpr uint64_t kCounterBlock = 4096;
 
 // Wall-clock milliseconds since the epoch. Injected so tests can step it.
 using WallClock = std::function<uint64_t()>;
@@ -131,7 +142,8 @@ class Replica {
   WallClock clock_;
   core::MerkleTree tree_;
   core::Hlc hlc_;
-  uint64_t counter_;
+  uint64_t counter_;   // last counter issued
+  uint64_t reserved_;  // durable bound: counters up to it need no fsync
   IndexCounts counts_;
   uint64_t load_ms_ = 0;
 };
