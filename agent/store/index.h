@@ -8,8 +8,10 @@
 // So a process crash (kill -9, abort) loses nothing that was committed, and a
 // power loss or kernel crash can lose the last few transactions but never
 // corrupts the database. That is enough because the data files themselves are
-// fsynced by the atomic writer before their index rows are committed, and the
-// scanner re-derives any local change the index lost from the disk.
+// fsynced by the atomic writer before their index rows are committed, the
+// scanner re-derives any local change the index lost from the disk, and the
+// few commits that must survive a power loss (the Replica's counter
+// reservations) are made with Begin(durable = true), which fsyncs.
 //
 // Schema. Versioned by PRAGMA user_version and marked with a gossync
 // application_id. Opening an older version migrates it forward in one
@@ -22,7 +24,9 @@
 // recovery: stop gossyncd, move index.db (and index.db-wal, index.db-shm)
 // aside, start again. The node then gets a new node id, rescans data_dir as
 // new local entries and rejoins the cluster as a new member; versions equal to
-// its peers' merge silently, others become conflict copies, so nothing is lost.
+// its peers' merge silently, others become conflict copies, so nothing is lost
+// (a file deleted on the peers but still on this disk does come back: a live
+// version beats a concurrent tombstone).
 //
 // Threads: an Index is used by one thread at a time (see Replica). It is not
 // shared between processes: one gossyncd per state_dir.
