@@ -349,6 +349,15 @@ Result<std::unique_ptr<Index>> Index::Open(const std::string& state_dir, const I
     if (errno != ENOENT) return Status::FromErrno("stat " + path, errno);
     std::string tmp = path + ".new";
     GOSSYNC_RETURN_IF_ERROR(CreateIndexFile(tmp, opt));
+    // A WAL left by an index that was moved away without it would be replayed
+    // into the new file by SQLite (nothing ties a WAL to its database) and
+    // corrupt it. Without index.db it is an orphan: remove it.
+    for (const char* suffix : {"-wal", "-shm"}) {
+      std::string p = path + suffix;
+      if (::unlink(p.c_str()) != 0 && errno != ENOENT) {
+        return Status::FromErrno("unlink stale " + p, errno);
+      }
+    }
     if (::rename(tmp.c_str(), path.c_str()) != 0) {
       return Status::FromErrno("rename " + tmp + " to " + path, errno);
     }

@@ -355,6 +355,26 @@ TEST_CASE("Index: a changed tree depth recomputes every bucket", "[index]") {
   CHECK(MustOpen(dir, Opts("alpha", 2))->meta().tree_depth == 2);
 }
 
+TEST_CASE("Index: an orphaned WAL is not replayed into a new index", "[index]") {
+  TempDir dir;
+  {
+    auto index = MustOpen(dir);
+    Index::Batch batch;
+    for (int i = 0; i < 100; ++i) batch.Put(FileRecord("f" + std::to_string(i), i + 1));
+    REQUIRE(index->Commit(batch).ok());
+    fs::copy_file(dir.db() + "-wal", dir.path() + "/saved-wal");
+  }
+  // The operator moved index.db aside but left the WAL of the old one.
+  fs::rename(dir.db(), dir.path() + "/old.db");
+  fs::rename(dir.path() + "/saved-wal", dir.db() + "-wal");
+  auto index = MustOpen(dir);
+  auto counts = index->Counts();
+  REQUIRE(counts.ok());
+  CHECK(counts->total() == 0);
+  index.reset();
+  MustOpen(dir);  // and it stays sound
+}
+
 TEST_CASE("Index: a leftover half-built index from a crash is ignored", "[index]") {
   TempDir dir;
   { std::ofstream(dir.path() + "/index.db.new") << "half written"; }
