@@ -248,12 +248,8 @@ Status CreateIndexFile(const std::string& tmp, const IndexOptions& opt) {
     std::string p = tmp + suffix;
     if (::unlink(p.c_str()) != 0 && errno != ENOENT) return Status::FromErrno("unlink " + p, errno);
   }
-  core::NodeId id = opt.node_id_for_test;
-  if (id == 0) {
-    Result<core::NodeId> r = RandomNodeId();
-    if (!r.ok()) return r.status();
-    id = *r;
-  }
+  Result<core::NodeId> id = RandomNodeId();
+  if (!id.ok()) return id.status();
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(
       tmp.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
@@ -285,7 +281,7 @@ Status CreateIndexFile(const std::string& tmp, const IndexOptions& opt) {
       sqlite3_reset(st);
     };
     put("node_name", opt.node_name);
-    put("node_id", ToDb(id));
+    put("node_id", ToDb(*id));
     put("counter", int64_t{0});
     put("counter_reserved", int64_t{0});
     put("hlc", int64_t{0});

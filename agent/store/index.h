@@ -109,8 +109,6 @@ struct IndexOptions {
   // rather than found by a repair session later (about 1 s per million
   // entries with the file in the OS cache).
   bool check_on_open = true;
-  // For tests: the node id of a NEW index (0: getrandom(2)).
-  core::NodeId node_id_for_test = 0;
 };
 
 class Index {
