@@ -300,6 +300,7 @@ struct Index::Statements {
   sqlite3_stmt* get = nullptr;
   sqlite3_stmt* bucket = nullptr;
   sqlite3_stmt* all = nullptr;
+  sqlite3_stmt* under = nullptr;
   sqlite3_stmt* stats = nullptr;
   sqlite3_stmt* digests = nullptr;
   sqlite3_stmt* counts = nullptr;
@@ -311,7 +312,7 @@ struct Index::Statements {
 
   ~Statements() {
     for (sqlite3_stmt* st :
-         {get, bucket, all, stats, digests, counts, put, del, set_meta, begin, commit}) {
+         {get, bucket, all, under, stats, digests, counts, put, del, set_meta, begin, commit}) {
       sqlite3_finalize(st);
     }
   }
@@ -482,6 +483,10 @@ Status Index::Prepare() {
   GOSSYNC_RETURN_IF_ERROR(
       prep(&s.bucket, "SELECT " + cols + " FROM entries WHERE bucket = ? ORDER BY path"));
   GOSSYNC_RETURN_IF_ERROR(prep(&s.all, "SELECT " + cols + " FROM entries ORDER BY path"));
+  // Everything below a directory: "dir/" < path < "dir0" ('0' follows '/').
+  GOSSYNC_RETURN_IF_ERROR(prep(&s.under, "SELECT " + cols +
+                                             " FROM entries WHERE path > ?1 || '/' AND "
+                                             "path < ?1 || '0' ORDER BY path"));
   GOSSYNC_RETURN_IF_ERROR(prep(&s.stats,
                                "SELECT path, kind, mode, deleted, target, st_size, st_mtime_ns, "
                                "st_mode, st_ino, st_dev, digest FROM entries ORDER BY path"));
@@ -573,6 +578,21 @@ Result<std::vector<IndexRecord>> Index::GetBucket(uint32_t bucket) {
 Status Index::ForEach(const std::function<Status(const IndexRecord&)>& fn) {
   sqlite3_stmt* st = stmts_->all;
   ScopedReset reset(st);
+  int rc;
+  IndexRecord rec;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    GOSSYNC_RETURN_IF_ERROR(DecodeRecord(st, db_path_, &rec));
+    GOSSYNC_RETURN_IF_ERROR(fn(rec));
+  }
+  if (rc != SQLITE_DONE) return SqlError(db_, rc, "read entries", db_path_);
+  return Status::Ok();
+}
+
+Status Index::ForEachUnder(std::string_view dir,
+                           const std::function<Status(const IndexRecord&)>& fn) {
+  sqlite3_stmt* st = stmts_->under;
+  ScopedReset reset(st);
+  sqlite3_bind_text(st, 1, dir.data(), static_cast<int>(dir.size()), SQLITE_STATIC);
   int rc;
   IndexRecord rec;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {

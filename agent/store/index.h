@@ -139,6 +139,9 @@ class Index {
   // Stops at, and returns, the first non-OK status of `fn`.
   // REQUIRES: `fn` does not call back into this Index.
   Status ForEach(const std::function<Status(const IndexRecord&)>& fn);
+  // The same for the rows strictly below directory `dir` ("a" yields "a/x"
+  // and "a/x/y", not "a" or "ab"), in path order.
+  Status ForEachUnder(std::string_view dir, const std::function<Status(const IndexRecord&)>& fn);
   // Streams (path, kind, mode, deleted, stat, digest) in path order; the
   // scanner's comparison. Same rules as ForEach.
   Status ListStats(const std::function<Status(const StatRow&)>& fn);

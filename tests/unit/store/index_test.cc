@@ -489,3 +489,33 @@ TEST_CASE("Index: version vectors round-trip through the compact blob", "[index]
 
 }  // namespace
 }  // namespace gossync::store
+
+namespace gossync::store {
+namespace {
+
+TEST_CASE("Index: ForEachUnder lists exactly the rows below a directory", "[index]") {
+  TempDir dir;
+  auto index = MustOpen(dir);
+  Index::Batch batch;
+  uint64_t n = 0;
+  for (const char* p : {"a", "a/x", "a/x/y", "a/z", "a-b", "a0", "ab", "b/a/x", "a.txt"}) {
+    batch.Put(FileRecord(p, ++n));
+  }
+  batch.SetCounter(n);
+  REQUIRE(index->Commit(batch).ok());
+  auto under = [&](std::string_view d) {
+    std::vector<std::string> out;
+    REQUIRE(index->ForEachUnder(d, [&](const IndexRecord& r) {
+      out.push_back(r.entry.path);
+      return Status::Ok();
+    }).ok());
+    return out;
+  };
+  CHECK(under("a") == std::vector<std::string>{"a/x", "a/x/y", "a/z"});
+  CHECK(under("a/x") == std::vector<std::string>{"a/x/y"});
+  CHECK(under("b").size() == 1);
+  CHECK(under("nothing").empty());
+}
+
+}  // namespace
+}  // namespace gossync::store
