@@ -1,6 +1,10 @@
 // Entry paths (DESIGN.md section 1): relative, UTF-8, '/'-separated, no empty,
 // '.' or '..' component, no NUL, no leading '/', at most 4096 bytes in all and
 // 255 bytes per component. These are the only paths gossync ever writes.
+//
+// A backslash is rejected too, although Linux allows it in a name: a Windows
+// peer (or a tool on one) would read it as a separator, so "a\..\x" could
+// escape the tree there, and "a\b" and "a/b" would collide.
 #pragma once
 
 #include <string>
@@ -30,6 +34,7 @@ std::string_view ParentPath(std::string_view path);
 // "a/b/c" -> "c".
 std::string_view BaseName(std::string_view path);
 // True if `path` equals `dir` or lies below it ("a/b" is under "a", "ab" is not).
+// Everything is under the empty dir (the root of the dataset).
 bool IsUnder(std::string_view path, std::string_view dir);
 
 }  // namespace gossync::core
