@@ -119,8 +119,17 @@ Result<UniqueFd> RootDir::Resolve(std::string_view path, int flags, mode_t mode)
   for (int attempt = 0;; ++attempt) {
     int fd = SysOpenat2(fd_.get(), p.c_str(), flags, mode);
     if (fd >= 0) return UniqueFd(fd);
-    if (errno == EAGAIN && attempt < kOpenat2Retries) continue;
-    return ErrnoStatus("open", path, errno);
+    int err = errno;
+    if (err == EAGAIN && attempt < kOpenat2Retries) continue;
+    if (err == ENOTDIR && (flags & O_DIRECTORY)) {
+      // O_DIRECTORY | O_NOFOLLOW on a final symlink says ENOTDIR; say what
+      // it really is, so that a refused symlink reads as one.
+      int lfd = SysOpenat2(fd_.get(), p.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC, 0);
+      struct stat st;
+      if (lfd >= 0 && ::fstat(lfd, &st) == 0 && S_ISLNK(st.st_mode)) err = ELOOP;
+      if (lfd >= 0) ::close(lfd);
+    }
+    return ErrnoStatus("open", path, err);
   }
 }
 
@@ -138,7 +147,15 @@ Result<UniqueFd> RootDir::ResolveWalk(std::string_view path, int flags, mode_t m
     std::string comp(path.substr(start, slash == std::string_view::npos ? path.npos : slash - start));
     if (slash == std::string_view::npos) {
       int fd = ::openat(cur.get(), comp.c_str(), flags, mode);
-      if (fd < 0) return ErrnoStatus("open", path, errno);
+      if (fd < 0) {
+        int err = errno;
+        struct stat st;
+        if (err == ENOTDIR && ::fstatat(cur.get(), comp.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISLNK(st.st_mode)) {
+          err = ELOOP;
+        }
+        return ErrnoStatus("open", path, err);
+      }
       return UniqueFd(fd);
     }
     int fd = ::openat(cur.get(), comp.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -177,7 +194,7 @@ Result<ParentDir> RootDir::OpenParentDir(std::string_view path) const {
   GOSSYNC_RETURN_IF_ERROR(CheckPath(path));
   auto [parent, name] = SplitParent(path);
   Result<UniqueFd> dir = Resolve(parent, O_RDONLY | O_DIRECTORY, 0);
-  if (!dir.ok()) return dir.status();
+  if (!dir.ok()) return dir.status().Prefixed(std::string(path));
   return ParentDir{std::move(dir).value(), std::string(name)};
 }
 
