@@ -116,56 +116,82 @@ bool HasGlob(std::string_view p) {
   return false;
 }
 
+// A backtracking matcher in the manner of git's wildmatch (WM_PATHNAME).
+// Backtracking happens only at '*'; the outcome of matching the pattern from
+// index pi against the text from index ti depends on (pi, ti) alone, so
+// failed pairs are remembered and the work is bounded by
+// pattern length x text length even for "*a*a*a*a*b" against "aaaa...".
+class GlobMatcher {
+ public:
+  GlobMatcher(std::string_view p, std::string_view t) : p_(p), t_(t) {}
+
+  bool Match(size_t pi, size_t ti) {
+    if (!failed_.empty() && failed_[pi * (t_.size() + 1) + ti]) return false;
+    bool ok = MatchUncached(pi, ti);
+    if (!ok && starred_) {
+      if (failed_.empty()) failed_.assign((p_.size() + 1) * (t_.size() + 1), false);
+      failed_[pi * (t_.size() + 1) + ti] = true;
+    }
+    return ok;
+  }
+
+ private:
+  bool MatchUncached(size_t pi, size_t ti) {
+    const std::string_view p = p_, t = t_;
+    while (pi < p.size()) {
+      char pc = p[pi];
+      if (pc == '*') {
+        starred_ = true;
+        size_t stars = pi;
+        while (pi < p.size() && p[pi] == '*') ++pi;
+        bool double_star = pi - stars >= 2;
+        bool at_start = stars == 0 || p[stars - 1] == '/';
+        if (double_star && at_start && (pi == p.size() || p[pi] == '/')) {
+          if (pi == p.size()) return true;  // trailing "**" (or "/**"): everything below
+          // "**/": zero or more whole directories.
+          size_t rest = pi + 1;
+          if (Match(rest, ti)) return true;
+          for (size_t k = ti; k < t.size(); ++k) {
+            if (t[k] == '/' && Match(rest, k + 1)) return true;
+          }
+          return false;
+        }
+        // A plain '*': any run of non-'/' bytes.
+        for (size_t k = ti;; ++k) {
+          if (Match(pi, k)) return true;
+          if (k >= t.size() || t[k] == '/') return false;
+        }
+      }
+      if (ti >= t.size()) return false;
+      unsigned char tc = static_cast<unsigned char>(t[ti]);
+      if (pc == '?') {
+        if (tc == '/') return false;
+      } else if (pc == '[') {
+        size_t end;
+        bool matched = false;
+        if (tc == '/' || !ParseClass(p, pi, &end, &tc, &matched) || !matched) return false;
+        pi = end;
+        ++ti;
+        continue;
+      } else {
+        if (pc == '\\' && pi + 1 < p.size()) pc = p[++pi];
+        if (static_cast<unsigned char>(pc) != tc) return false;
+      }
+      ++pi;
+      ++ti;
+    }
+    return ti == t.size();
+  }
+
+  std::string_view p_, t_;
+  bool starred_ = false;
+  std::vector<bool> failed_;  // (pi, ti) pairs known not to match; allocated at the first '*'
+};
+
 }  // namespace
 
-// A backtracking matcher in the manner of git's wildmatch (WM_PATHNAME).
-// Recursion happens only at '*', and patterns are bounded in length, so the
-// work is bounded by the pattern's star count times the text length.
-bool GlobMatch(std::string_view p, std::string_view t) {
-  size_t pi = 0, ti = 0;
-  while (pi < p.size()) {
-    char pc = p[pi];
-    if (pc == '*') {
-      size_t stars = pi;
-      while (pi < p.size() && p[pi] == '*') ++pi;
-      bool double_star = pi - stars >= 2;
-      bool at_start = stars == 0 || p[stars - 1] == '/';
-      if (double_star && at_start && (pi == p.size() || p[pi] == '/')) {
-        if (pi == p.size()) return true;  // trailing "**" (or "/**"): everything below
-        // "**/": zero or more whole directories.
-        std::string_view rest = p.substr(pi + 1);
-        if (GlobMatch(rest, t.substr(ti))) return true;
-        for (size_t k = ti; k < t.size(); ++k) {
-          if (t[k] == '/' && GlobMatch(rest, t.substr(k + 1))) return true;
-        }
-        return false;
-      }
-      // A plain '*': any run of non-'/' bytes.
-      std::string_view rest = p.substr(pi);
-      for (size_t k = ti;; ++k) {
-        if (GlobMatch(rest, t.substr(k))) return true;
-        if (k >= t.size() || t[k] == '/') return false;
-      }
-    }
-    if (ti >= t.size()) return false;
-    unsigned char tc = static_cast<unsigned char>(t[ti]);
-    if (pc == '?') {
-      if (tc == '/') return false;
-    } else if (pc == '[') {
-      size_t end;
-      bool matched = false;
-      if (tc == '/' || !ParseClass(p, pi, &end, &tc, &matched) || !matched) return false;
-      pi = end;
-      ++ti;
-      continue;
-    } else {
-      if (pc == '\\' && pi + 1 < p.size()) pc = p[++pi];
-      if (static_cast<unsigned char>(pc) != tc) return false;
-    }
-    ++pi;
-    ++ti;
-  }
-  return ti == t.size();
+bool GlobMatch(std::string_view pattern, std::string_view text) {
+  return GlobMatcher(pattern, text).Match(0, 0);
 }
 
 Result<IgnoreMatcher> IgnoreMatcher::Create(const std::vector<std::string>& patterns) {
