@@ -146,6 +146,7 @@ Result<uint64_t> ReadInto(int fd, uint64_t size, const HashOptions& o, TwoLevelH
       h->Update(static_cast<const uint8_t*>(m), len);
       ::munmap(m, len);
       off += len;
+      if (o.after_chunk) o.after_chunk(off);
     }
     return off;
   }
@@ -161,6 +162,7 @@ Result<uint64_t> ReadInto(int fd, uint64_t size, const HashOptions& o, TwoLevelH
     if (n == 0) break;  // shrank
     h->Update(buf, static_cast<size_t>(n));
     off += static_cast<uint64_t>(n);
+    if (o.after_chunk) o.after_chunk(off);
   }
   return off;
 }
@@ -228,6 +230,7 @@ Result<WalkResult> Walk(const RootDir& root, const IgnoreMatcher& ignore,
     // root, no symlinks): a directory swapped for a symlink since it was
     // listed is refused, not followed. Only one directory fd is open at once,
     // however deep the tree.
+    if (options.before_open_dir) options.before_open_dir(dir);
     Result<UniqueFd> dfd = root.OpenDir(dir);
     if (!dfd.ok()) {
       if (first) return dfd.status();

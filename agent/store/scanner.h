@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -29,6 +30,9 @@ struct WalkOptions {
   size_t max_entries = 50'000'000;
   // How many skipped names the result lists verbatim for the log.
   size_t max_listed_skips = 100;
+  // Fault injection for tests: called with a directory's path ("" for the
+  // root) just before the walk opens it, to change the tree mid-walk.
+  std::function<void(std::string_view dir)> before_open_dir;
 };
 
 // A directory whose contents the walk could not read. The caller must not
@@ -81,6 +85,9 @@ enum class ReadMethod : uint8_t {
 struct HashOptions {
   size_t buffer_bytes = 1 << 20;  // read size; a multiple of block_size is best
   ReadMethod method = ReadMethod::kPread;  // the faster on the bench (see bench_scan)
+  // Fault injection for tests: called after each chunk has been read and
+  // hashed, with the offset reached, to change the file mid-hash.
+  std::function<void(uint64_t offset)> after_chunk;
 };
 
 struct FileHashes {
