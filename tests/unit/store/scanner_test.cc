@@ -3,7 +3,10 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -241,6 +244,51 @@ TEST_CASE("Walk: an unreadable directory is an error entry, not a failed walk", 
   REQUIRE(r.errors.size() == 1);
   CHECK(r.errors[0].path == "locked");
   CHECK(ByPath(r).count("open") == 1);
+}
+
+// Mounts a tmpfs inside the tree, in a child process with its own mount
+// namespace so that nothing leaks to the host. Exit codes: 0 pass, 77 no
+// privilege to mount (skip), anything else a failure.
+int MountWalkChild(const std::string& d, bool cross) {
+  if (::unshare(CLONE_NEWNS) != 0) return 77;
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return 77;
+  if (::mount("tmpfs", (d + "/mnt").c_str(), "tmpfs", 0, "size=1m") != 0) return 77;
+  WriteFile(d + "/mnt/inner", "i");
+  Result<RootDir> root = RootDir::Open(d);
+  if (!root.ok()) return 1;
+  WalkOptions o;
+  o.cross_devices = cross;
+  Result<WalkResult> r = Walk(*root, IgnoreMatcher(), o);
+  if (!r.ok()) return 2;
+  bool has_mnt = false, has_inner = false;
+  for (const auto& e : r->entries) {
+    has_mnt |= e.path == "mnt";
+    has_inner |= e.path == "mnt/inner";
+  }
+  if (!has_mnt) return 3;
+  if (has_inner != cross) return 4;
+  if (r->other_device != (cross ? 0u : 1u)) return 5;
+  return 0;
+}
+
+TEST_CASE("Walk: a mount point is recorded but not entered unless asked", "[scanner]") {
+  for (bool cross : {false, true}) {
+    INFO("cross_devices " << cross);
+    TempDir t;
+    MakeDirs(t / "mnt");
+    WriteFile(t / "top", "t");
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) ::_exit(MountWalkChild(t.path(), cross));
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 77) {
+      WARN("cannot mount a tmpfs in a private mount namespace here: skipped");
+      return;
+    }
+    CHECK(WEXITSTATUS(status) == 0);
+  }
 }
 
 TEST_CASE("Walk: a missing root fails; a limit on entries is enforced", "[scanner]") {
