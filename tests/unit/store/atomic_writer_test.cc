@@ -131,14 +131,23 @@ TEST_CASE("TempArea: data_dir/.gossync-tmp when state_dir is on another file sys
 
 TEST_CASE("TempArea: a symlink planted at data_dir/.gossync-tmp is refused", "[writer]") {
   TempDir t;
+  struct stat shm, tmp;
+  if (::stat("/dev/shm", &shm) != 0 || ::stat(t.path().c_str(), &tmp) != 0 ||
+      shm.st_dev == tmp.st_dev || ::access("/dev/shm", W_OK) != 0) {
+    WARN("no writable /dev/shm on another file system than $TMPDIR: skipped");
+    return;
+  }
+  char tmpl[] = "/dev/shm/gossync-state-XXXXXX";
+  REQUIRE(::mkdtemp(tmpl) != nullptr);
   MakeDirs(t / "data");
   MakeDirs(t / "outside");
   MakeSymlink(t / "outside", t / "data/.gossync-tmp");
   Result<RootDir> root = RootDir::Open(t / "data");
   REQUIRE(root.ok());
-  // Force the fallback by giving a state_dir on another device if possible;
-  // otherwise check the same refusal through RootDir directly.
-  CHECK_FALSE(root->OpenDir(".gossync-tmp").ok());
+  Result<TempArea> area = TempArea::Open(*root, tmpl);
+  std::filesystem::remove_all(tmpl);
+  CHECK(area.status().code() == Code::kPermissionDenied);
+  CHECK(std::filesystem::is_empty(t / "outside"));
 }
 
 TEST_CASE("PendingFile: commit writes, verifies and renames into place", "[writer]") {
