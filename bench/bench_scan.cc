@@ -71,14 +71,22 @@ Args Parse(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (k == "--dir") a.dir = next();
-    else if (k == "--threads") a.threads = static_cast<unsigned>(std::stoul(next()));
-    else if (k == "--big") a.big = std::stoi(next());
-    else if (k == "--big-mib") a.big_mib = std::stoi(next());
-    else if (k == "--small") a.small = std::stoi(next());
-    else if (k == "--rescan-files") a.rescan_files = std::stoi(next());
-    else if (k == "--rounds") a.rounds = std::stoi(next());
-    else if (k == "--keep") a.keep = true;
+    if (k == "--dir")
+      a.dir = next();
+    else if (k == "--threads")
+      a.threads = static_cast<unsigned>(std::stoul(next()));
+    else if (k == "--big")
+      a.big = std::stoi(next());
+    else if (k == "--big-mib")
+      a.big_mib = std::stoi(next());
+    else if (k == "--small")
+      a.small = std::stoi(next());
+    else if (k == "--rescan-files")
+      a.rescan_files = std::stoi(next());
+    else if (k == "--rounds")
+      a.rounds = std::stoi(next());
+    else if (k == "--keep")
+      a.keep = true;
     else {
       std::fprintf(stderr,
                    "usage: bench_scan [--dir DIR] [--threads N] [--big N] [--big-mib N] "
@@ -263,8 +271,8 @@ int main(int argc, char** argv) {
   // (a) scan + hash.
   auto gen0 = Clock::now();
   GenerateHashTree(a, hash_dir);
-  std::printf("\n(a) generated %d x %d MiB + %d small files in %.1f s\n", a.big, a.big_mib,
-              a.small, Seconds(gen0, Clock::now()));
+  std::printf("\n(a) generated %d x %d MiB + %d small files in %.1f s\n", a.big, a.big_mib, a.small,
+              Seconds(gen0, Clock::now()));
   RootDir hroot = OpenRoot(hash_dir);
   auto walk0 = Clock::now();
   std::vector<FileRef> files = WalkFiles(hroot);
@@ -300,14 +308,14 @@ int main(int argc, char** argv) {
       double per_thread = best / threads;
       // Block hashing runs SHA-256 twice over every byte: compare against half.
       double reference = v.blocks ? evp / 2 : evp;
-      std::printf("    %-36s %u thread%s: %6.0f MB/s total, %6.0f MB/s per thread = %.2fx "
-                  "single-core SHA-256%s%s\n",
-                  v.name, threads, threads == 1 ? " " : "s", best / 1e6, per_thread / 1e6,
-                  per_thread / reference, v.blocks ? " (/2: two hashes per byte)" : "",
-                  threads == a.threads && !v.blocks
-                      ? (per_thread / reference >= 0.8 ? "  [target 0.8x: met]"
-                                                       : "  [target 0.8x: MISSED]")
-                      : "");
+      std::printf(
+          "    %-36s %u thread%s: %6.0f MB/s total, %6.0f MB/s per thread = %.2fx "
+          "single-core SHA-256%s%s\n",
+          v.name, threads, threads == 1 ? " " : "s", best / 1e6, per_thread / 1e6,
+          per_thread / reference, v.blocks ? " (/2: two hashes per byte)" : "",
+          threads == a.threads && !v.blocks
+              ? (per_thread / reference >= 0.8 ? "  [target 0.8x: met]" : "  [target 0.8x: MISSED]")
+              : "");
       if (threads == a.threads && a.threads == 1) break;
     }
   }
@@ -340,9 +348,10 @@ int main(int argc, char** argv) {
     best = std::min(best, secs);
     worst = std::max(worst, secs);
   }
-  std::printf("    rescan (walk + stat compare, no hashing): %zu entries, %zu changed, "
-              "best %.3f s, worst %.3f s  [target < 1 s: %s]\n",
-              entries, changed, best, worst, worst < 1.0 ? "met" : "MISSED");
+  std::printf(
+      "    rescan (walk + stat compare, no hashing): %zu entries, %zu changed, "
+      "best %.3f s, worst %.3f s  [target < 1 s: %s]\n",
+      entries, changed, best, worst, worst < 1.0 ? "met" : "MISSED");
 
   if (!a.keep) std::filesystem::remove_all(a.dir, ec);
   std::printf("\nrerun: %s\n", a.argv_line.c_str());

@@ -33,9 +33,12 @@ struct timespec NsToTimespec(int64_t ns) {
 
 const char* KindWord(core::EntryKind k) {
   switch (k) {
-    case core::EntryKind::kFile: return "file";
-    case core::EntryKind::kDirectory: return "directory";
-    case core::EntryKind::kSymlink: return "symlink";
+    case core::EntryKind::kFile:
+      return "file";
+    case core::EntryKind::kDirectory:
+      return "directory";
+    case core::EntryKind::kSymlink:
+      return "symlink";
   }
   return "entry";
 }
@@ -188,13 +191,11 @@ std::string PendingFile::TempName(std::string_view path, const core::Hash256& ex
 }
 
 Result<PendingFile> PendingFile::Open(const TempArea& area, std::string_view path,
-                                      const core::Hash256& expected_hash,
-                                      uint64_t expected_size) {
+                                      const core::Hash256& expected_hash, uint64_t expected_size) {
   std::string name = TempName(path, expected_hash);
   UniqueFd dir(::fcntl(area.dir_fd(), F_DUPFD_CLOEXEC, 0));
   if (!dir.valid()) return Status::FromErrno("dup temp dir", errno);
-  UniqueFd file(
-      ::openat(dir.get(), name.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+  UniqueFd file(::openat(dir.get(), name.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!file.valid()) return ErrnoStatus("open temp file", name, errno);
   struct stat st;
   if (::fstat(file.get(), &st) != 0) return ErrnoStatus("stat temp file", name, errno);
@@ -208,7 +209,8 @@ Result<PendingFile> PendingFile::Open(const TempArea& area, std::string_view pat
 }
 
 Status PendingFile::CheckOpen() const {
-  if (!file_.valid()) return Status::Aborted("temp file " + name_ + " already committed or discarded");
+  if (!file_.valid())
+    return Status::Aborted("temp file " + name_ + " already committed or discarded");
   return Status::Ok();
 }
 
@@ -252,8 +254,8 @@ Result<std::vector<bool>> PendingFile::ValidBlocks(std::span<const core::Hash256
   return valid;
 }
 
-Result<PendingFile::Prefix> PendingFile::ValidPrefix(
-    std::span<const core::Hash256> expected_blocks, size_t block_size) const {
+Result<PendingFile::Prefix> PendingFile::ValidPrefix(std::span<const core::Hash256> expected_blocks,
+                                                     size_t block_size) const {
   Result<std::vector<bool>> v = ValidBlocks(expected_blocks, block_size);
   if (!v.ok()) return v.status();
   Prefix p;
@@ -332,18 +334,20 @@ Status PendingFile::Commit(const RootDir& root, std::string_view path, uint32_t 
     return ErrnoStatus("chmod temp file for", path, errno);
   }
   struct timespec ts[2] = {{0, UTIME_OMIT}, NsToTimespec(mtime_ns)};
-  if (::futimens(file_.get(), ts) != 0) return ErrnoStatus("set mtime of temp file for", path, errno);
+  if (::futimens(file_.get(), ts) != 0)
+    return ErrnoStatus("set mtime of temp file for", path, errno);
   if (::fsync(file_.get()) != 0) return ErrnoStatus("fsync temp file for", path, errno);
 
   Result<ParentDir> parent = PrepareParent(root, path);
   if (!parent.ok()) return parent.status();
   Result<Current> cur = CurrentAt(parent->dir.get(), parent->name, path);
   if (!cur.ok()) return cur.status();
-  if (cur->special) return Status::Aborted("commit " + std::string(path) + ": a special file is there");
+  if (cur->special)
+    return Status::Aborted("commit " + std::string(path) + ": a special file is there");
   if (precondition) GOSSYNC_RETURN_IF_ERROR(precondition(cur->stat));
   if (cur->exists && cur->stat->kind != core::EntryKind::kFile) {
-    return Status::Aborted("commit " + std::string(path) + ": a " +
-                           KindWord(cur->stat->kind) + " is there, not a file");
+    return Status::Aborted("commit " + std::string(path) + ": a " + KindWord(cur->stat->kind) +
+                           " is there, not a file");
   }
   // Absent at the check: RENAME_NOREPLACE, so a file created since then is
   // not clobbered but reported.
@@ -387,7 +391,8 @@ Status WriteSymlinkAtomically(const RootDir& root, const TempArea& area, std::st
     return ErrnoStatus("unlink stale temp", tmp, errno);
   }
   std::string t(target);
-  if (::symlinkat(t.c_str(), tdir, tmp.c_str()) != 0) return ErrnoStatus("symlink temp", tmp, errno);
+  if (::symlinkat(t.c_str(), tdir, tmp.c_str()) != 0)
+    return ErrnoStatus("symlink temp", tmp, errno);
   auto cleanup = [&] { (void)::unlinkat(tdir, tmp.c_str(), 0); };
   if (mtime_ns != 0) {
     struct timespec ts[2] = {{0, UTIME_OMIT}, NsToTimespec(mtime_ns)};
@@ -404,7 +409,8 @@ Status WriteSymlinkAtomically(const RootDir& root, const TempArea& area, std::st
   }
   Result<Current> cur = CurrentAt(parent->dir.get(), parent->name, path);
   Status s = cur.ok() ? Status::Ok() : cur.status();
-  if (s.ok() && cur->special) s = Status::Aborted("symlink " + std::string(path) + ": a special file is there");
+  if (s.ok() && cur->special)
+    s = Status::Aborted("symlink " + std::string(path) + ": a special file is there");
   if (s.ok() && precondition) s = precondition(cur->stat);
   if (s.ok() && cur->exists && cur->stat->kind != core::EntryKind::kSymlink) {
     s = Status::Aborted("symlink " + std::string(path) + ": a " + KindWord(cur->stat->kind) +
@@ -431,7 +437,8 @@ Status MakeDirectory(const RootDir& root, std::string_view path, uint32_t mode) 
       return ErrnoStatus("lstat", path, errno);
     }
     if (!S_ISDIR(st.st_mode)) {
-      return Status::AlreadyExists("mkdir " + std::string(path) + ": exists and is not a directory");
+      return Status::AlreadyExists("mkdir " + std::string(path) +
+                                   ": exists and is not a directory");
     }
   }
   // mkdir applies the umask; the entry's mode is exact. Created 0700 above so
@@ -450,7 +457,8 @@ Result<RemoveOutcome> RemoveEntry(const RootDir& root, std::string_view path,
   Result<Current> cur = CurrentAt(parent->dir.get(), parent->name, path);
   if (!cur.ok()) return cur.status();
   if (!cur->exists) return RemoveOutcome::kAlreadyGone;
-  if (cur->special) return Status::Aborted("remove " + std::string(path) + ": a special file is there");
+  if (cur->special)
+    return Status::Aborted("remove " + std::string(path) + ": a special file is there");
   if (precondition) GOSSYNC_RETURN_IF_ERROR(precondition(cur->stat));
   bool dir = cur->stat->kind == core::EntryKind::kDirectory;
   if (::unlinkat(parent->dir.get(), parent->name.c_str(), dir ? AT_REMOVEDIR : 0) != 0) {

@@ -144,7 +144,8 @@ Result<UniqueFd> RootDir::ResolveWalk(std::string_view path, int flags, mode_t m
   size_t start = 0;
   while (true) {
     size_t slash = path.find('/', start);
-    std::string comp(path.substr(start, slash == std::string_view::npos ? path.npos : slash - start));
+    std::string comp(
+        path.substr(start, slash == std::string_view::npos ? path.npos : slash - start));
     if (slash == std::string_view::npos) {
       int fd = ::openat(cur.get(), comp.c_str(), flags, mode);
       if (fd < 0) {

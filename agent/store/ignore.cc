@@ -268,8 +268,7 @@ int IgnoreMatcher::MatchSelf(std::string_view path, bool is_dir) const {
         hit = subject == pat.literal;
         break;
       case Form::kSuffix:
-        hit = subject.size() >= pat.literal.size() &&
-              subject.find('/') == std::string_view::npos &&
+        hit = subject.size() >= pat.literal.size() && subject.find('/') == std::string_view::npos &&
               subject.substr(subject.size() - pat.literal.size()) == pat.literal;
         break;
       case Form::kGlob:

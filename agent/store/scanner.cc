@@ -140,8 +140,8 @@ Result<uint64_t> ReadInto(int fd, uint64_t size, const HashOptions& o, TwoLevelH
     uint64_t off = 0;
     while (off < size) {
       size_t len = static_cast<size_t>(std::min<uint64_t>(window, size - off));
-      void* m = ::mmap(nullptr, len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd,
-                       static_cast<off_t>(off));
+      void* m =
+          ::mmap(nullptr, len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, static_cast<off_t>(off));
       if (m == MAP_FAILED) return Status::FromErrno("mmap", errno);
       h->Update(static_cast<const uint8_t*>(m), len);
       ::munmap(m, len);

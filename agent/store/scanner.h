@@ -83,7 +83,7 @@ enum class ReadMethod : uint8_t {
 };
 
 struct HashOptions {
-  size_t buffer_bytes = 1 << 20;  // read size; a multiple of block_size is best
+  size_t buffer_bytes = 1 << 20;           // read size; a multiple of block_size is best
   ReadMethod method = ReadMethod::kPread;  // the faster on the bench (see bench_scan)
   // Fault injection for tests: called after each chunk has been read and
   // hashed, with the offset reached, to change the file mid-hash.
@@ -110,8 +110,7 @@ Result<core::Hash256> HashFile(const RootDir& root, std::string_view path,
 // single read pass. REQUIRES: 0 < block_size <= kMaxBlockSize (else
 // InvalidArgument).
 Result<FileHashes> HashFileBlocks(const RootDir& root, std::string_view path,
-                                  const LocalStat& expected,
-                                  size_t block_size = kDefaultBlockSize,
+                                  const LocalStat& expected, size_t block_size = kDefaultBlockSize,
                                   const HashOptions& options = {});
 
 // The same two hashes over an already-open fd (regular file), reading

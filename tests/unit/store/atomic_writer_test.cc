@@ -68,8 +68,8 @@ struct Fixture {
   }
 
   PendingFile Pending(const std::string& path, const std::string& content) {
-    Result<PendingFile> p = PendingFile::Open(area, path, core::Sha256(std::string_view(content)),
-                                              content.size());
+    Result<PendingFile> p =
+        PendingFile::Open(area, path, core::Sha256(std::string_view(content)), content.size());
     REQUIRE(p.ok());
     return std::move(p).value();
   }
@@ -93,8 +93,7 @@ TEST_CASE("TempArea: state_dir/tmp when it is on data_dir's file system", "[writ
   CHECK(f.Visible().empty());  // the rename probe left nothing behind
 }
 
-TEST_CASE("TempArea: data_dir/.gossync-tmp when state_dir is on another file system",
-          "[writer]") {
+TEST_CASE("TempArea: data_dir/.gossync-tmp when state_dir is on another file system", "[writer]") {
   struct stat shm, tmp;
   TempDir t;
   if (::stat("/dev/shm", &shm) != 0 || ::stat(t.path().c_str(), &tmp) != 0 ||
@@ -118,8 +117,8 @@ TEST_CASE("TempArea: data_dir/.gossync-tmp when state_dir is on another file sys
   CHECK((st.st_mode & 0777) == 0700);
   // And it works end to end, invisible to the scanner.
   std::string content = "across file systems";
-  Result<PendingFile> p = PendingFile::Open(*area, "x/y.txt", core::Sha256(std::string_view(content)),
-                                            content.size());
+  Result<PendingFile> p =
+      PendingFile::Open(*area, "x/y.txt", core::Sha256(std::string_view(content)), content.size());
   REQUIRE(p.ok());
   REQUIRE(p->WriteAt(0, Bytes(content)).ok());
   Result<WalkResult> w = Walk(*root, IgnoreMatcher());
@@ -158,12 +157,12 @@ TEST_CASE("PendingFile: commit writes, verifies and renames into place", "[write
   REQUIRE(p.WriteAt(0, Bytes(std::string_view(content).substr(0, 200'000))).ok());
   std::optional<LocalStat> seen;
   bool called = false;
-  Status s = p.Commit(f.root, "new/dirs/file.bin", 0640, kMtime,
-                      [&](const std::optional<LocalStat>& cur) {
-                        called = true;
-                        seen = cur;
-                        return Status::Ok();
-                      });
+  Status s =
+      p.Commit(f.root, "new/dirs/file.bin", 0640, kMtime, [&](const std::optional<LocalStat>& cur) {
+        called = true;
+        seen = cur;
+        return Status::Ok();
+      });
   REQUIRE(s.ok());
   CHECK(called);
   CHECK_FALSE(seen.has_value());  // it was absent
@@ -225,8 +224,7 @@ TEST_CASE("PendingFile: an incomplete file is not committed", "[writer]") {
   CHECK(p.WriteAt(~uint64_t{0}, Bytes("x")).code() == Code::kLimitExceeded);
 }
 
-TEST_CASE("PendingFile: a destination replaced by a symlink to outside is refused",
-          "[writer]") {
+TEST_CASE("PendingFile: a destination replaced by a symlink to outside is refused", "[writer]") {
   Fixture f;
   MakeSymlink(f.top / "outside/secret", f.data + "/f");
   PendingFile p = f.Pending("f", "payload");
@@ -253,8 +251,7 @@ TEST_CASE("PendingFile: a parent directory that is a symlink is refused", "[writ
   CHECK_FALSE(Exists(f.top / "outside/sub"));
 }
 
-TEST_CASE("PendingFile: a failed precondition stops the apply (the conflict path)",
-          "[writer]") {
+TEST_CASE("PendingFile: a failed precondition stops the apply (the conflict path)", "[writer]") {
   Fixture f;
   WriteFile(f.data + "/f", "local edit");
   PendingFile p = f.Pending("f", "remote");

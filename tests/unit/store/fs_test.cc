@@ -65,7 +65,6 @@ void ExpectAllRefused(const RootDir& root, const std::string& path) {
   CHECK_FALSE(root.Symlink("/", path + "/link").ok());
 }
 
-
 TEST_CASE("RootDir: the kernel here has openat2 and kAuto picks it", "[fs]") {
   TempDir t;
   Result<RootDir> root = RootDir::Open(t.path());

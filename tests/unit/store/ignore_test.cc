@@ -28,8 +28,8 @@ struct Case {
 };
 
 TEST_CASE("IgnoreMatcher: gitignore rules, table", "[ignore]") {
-  const std::vector<std::string> kDefault = {"*.swp", "cache/", "/build", "**/tmp/*.log",
-                                             "!keep.swp", "\\#file"};
+  const std::vector<std::string> kDefault = {"*.swp",        "cache/",    "/build",
+                                             "**/tmp/*.log", "!keep.swp", "\\#file"};
   const Case cases[] = {
       // Base-name patterns match at any depth, files and directories.
       {kDefault, "a.swp", false, true},
@@ -157,8 +157,8 @@ TEST_CASE("IgnoreMatcher: IgnoredEntry checks only the path itself", "[ignore]")
 }
 
 TEST_CASE("IgnoreMatcher: invalid patterns are rejected with the pattern named", "[ignore]") {
-  for (const char* bad : {"", "   ", "#comment", "[abc", "foo\\", "!", "/", "a//b", "[[:nope:]]x",
-                          "x[a-"}) {
+  for (const char* bad :
+       {"", "   ", "#comment", "[abc", "foo\\", "!", "/", "a//b", "[[:nope:]]x", "x[a-"}) {
     Result<IgnoreMatcher> m = IgnoreMatcher::Create({"ok.txt", bad});
     INFO("pattern '" << bad << "'");
     REQUIRE_FALSE(m.ok());
@@ -229,15 +229,48 @@ TEST_CASE("IgnoreMatcher: agrees with git check-ignore on a real tree", "[ignore
   testing::TempDir repo;
   REQUIRE(std::system(("git init -q '" + repo.path() + "'").c_str()) == 0);
   const std::vector<std::string> dirs = {
-      "cache", "a", "a/cache", "a/x", "a/x/y", "build", "x", "x/build", "x/y", "x/y/tmp", "tmp",
-      "tmp/x", "doc", "doc/sub", "x/doc", "src", "src/lib", "node_modules", "node_modules/pkg"};
-  const std::vector<std::string> files = {
-      "a.swp", "keep.swp", "x/y/a.swp", "a/keep.swp", "cache/f", "cache/keep", "a/cache/f",
-      "build/o", "x/build/o", "tmp/a.log", "x/y/tmp/a.log", "tmp/x/a.log", "tmp/a.txt", "#file",
-      "doc/a.md", "doc/sub/a.md", "x/doc/a.md", "a/b", "a/x/b", "a/x/y/b", "foo1", "fo", "bx",
-      "dx", "]x", "1abc", "abc", "!important", "foo ", "src/main.c", "src/lib/util.c",
-      "src/lib/util.o", "axxb", "a.o", "x/foo", "node_modules/pkg/index.js", "a*b", "x.c",
-      "doc/x.c"};
+      "cache",   "a",   "a/cache", "a/x",          "a/x/y",           "build", "x",
+      "x/build", "x/y", "x/y/tmp", "tmp",          "tmp/x",           "doc",   "doc/sub",
+      "x/doc",   "src", "src/lib", "node_modules", "node_modules/pkg"};
+  const std::vector<std::string> files = {"a.swp",
+                                          "keep.swp",
+                                          "x/y/a.swp",
+                                          "a/keep.swp",
+                                          "cache/f",
+                                          "cache/keep",
+                                          "a/cache/f",
+                                          "build/o",
+                                          "x/build/o",
+                                          "tmp/a.log",
+                                          "x/y/tmp/a.log",
+                                          "tmp/x/a.log",
+                                          "tmp/a.txt",
+                                          "#file",
+                                          "doc/a.md",
+                                          "doc/sub/a.md",
+                                          "x/doc/a.md",
+                                          "a/b",
+                                          "a/x/b",
+                                          "a/x/y/b",
+                                          "foo1",
+                                          "fo",
+                                          "bx",
+                                          "dx",
+                                          "]x",
+                                          "1abc",
+                                          "abc",
+                                          "!important",
+                                          "foo ",
+                                          "src/main.c",
+                                          "src/lib/util.c",
+                                          "src/lib/util.o",
+                                          "axxb",
+                                          "a.o",
+                                          "x/foo",
+                                          "node_modules/pkg/index.js",
+                                          "a*b",
+                                          "x.c",
+                                          "doc/x.c"};
   for (const auto& d : dirs) testing::MakeDirs(repo / d);
   for (const auto& f : files) testing::WriteFile(repo / f, "x");
   std::vector<std::string> all = dirs;

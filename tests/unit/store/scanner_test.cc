@@ -1,10 +1,10 @@
 #include "agent/store/scanner.h"
 
 #include <fcntl.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -80,9 +80,9 @@ TEST_CASE("Walk: nested directories, files and every kind of symlink, sorted", "
   RootDir root = OpenRoot(d);
 
   WalkResult r = DoWalk(root);
-  CHECK(Paths(r) == std::vector<std::string>{"a", "a-z", "a-z/f", "a/b", "a/b/c",
-                                              "a/b/c/deep.bin", "absolute", "dangling",
-                                              "to_dir", "to_file", "top.txt"});
+  CHECK(Paths(r) == std::vector<std::string>{"a", "a-z", "a-z/f", "a/b", "a/b/c", "a/b/c/deep.bin",
+                                             "absolute", "dangling", "to_dir", "to_file",
+                                             "top.txt"});
   CHECK(r.errors.empty());
   CHECK(r.special == 0);
   CHECK(r.bad_names == 0);
@@ -98,11 +98,11 @@ TEST_CASE("Walk: nested directories, files and every kind of symlink, sorted", "
   CHECK(core::IsZero(m["top.txt"]->hash));  // hashing is separate
   CHECK(m["a/b"]->stat->kind == EntryKind::kDirectory);
   CHECK(core::IsZero(m["a/b"]->hash));
-  for (const auto& [path, target] : std::map<std::string, std::string>{
-           {"to_file", "top.txt"},
-           {"to_dir", "a/b"},
-           {"dangling", "nowhere/at/all"},
-           {"absolute", outer / "outside"}}) {
+  for (const auto& [path, target] :
+       std::map<std::string, std::string>{{"to_file", "top.txt"},
+                                          {"to_dir", "a/b"},
+                                          {"dangling", "nowhere/at/all"},
+                                          {"absolute", outer / "outside"}}) {
     INFO(path);
     const Observation& o = *m[path];
     CHECK(o.stat->kind == EntryKind::kSymlink);
@@ -117,8 +117,7 @@ TEST_CASE("Walk: nested directories, files and every kind of symlink, sorted", "
   }
 }
 
-TEST_CASE("Walk: ignored paths are skipped and ignored directories not descended",
-          "[scanner]") {
+TEST_CASE("Walk: ignored paths are skipped and ignored directories not descended", "[scanner]") {
   TempDir t;
   MakeDirs(t / "cache/deep/er");
   MakeDirs(t / "src");
@@ -165,9 +164,9 @@ TEST_CASE("Walk: sockets and FIFOs are skipped and counted", "[scanner]") {
 TEST_CASE("Walk: names that are not valid paths are counted, never fatal", "[scanner]") {
   TempDir t;
   MakeDirs(t / "d");
-  WriteFile(t / "d/bad\xff.txt", "x");       // not UTF-8
-  WriteFile(t / "back\\slash", "x");          // rejected by ValidatePath
-  WriteFile(t / "caf\xc3\xa9.txt", "x");      // fine
+  WriteFile(t / "d/bad\xff.txt", "x");    // not UTF-8
+  WriteFile(t / "back\\slash", "x");      // rejected by ValidatePath
+  WriteFile(t / "caf\xc3\xa9.txt", "x");  // fine
   // A path past 4096 bytes made of valid components: the deepest one is cut.
   // Made fd-relative: the absolute path is longer than PATH_MAX.
   std::string deep = "d";
@@ -190,7 +189,8 @@ TEST_CASE("Walk: names that are not valid paths are counted, never fatal", "[sca
   CHECK(m.count("caf\xc3\xa9.txt") == 1);
   CHECK(m.count(deep) == 1);
   bool listed = false;
-  for (const auto& ex : r.skipped_examples) listed |= ex.find("d/bad\\xff.txt") != std::string::npos;
+  for (const auto& ex : r.skipped_examples)
+    listed |= ex.find("d/bad\\xff.txt") != std::string::npos;
   CHECK(listed);
   for (const auto& o : r.entries) CHECK(core::ValidatePath(o.path).ok());
 }
@@ -230,8 +230,9 @@ TEST_CASE("Walk: a directory removed or swapped for a symlink mid-walk is an err
 
 TEST_CASE("Walk: an unreadable directory is an error entry, not a failed walk", "[scanner]") {
   if (::geteuid() == 0) {
-    WARN("running as root, which bypasses EACCES: the unreadable-directory case is covered by "
-         "the removed-mid-walk test instead");
+    WARN(
+        "running as root, which bypasses EACCES: the unreadable-directory case is covered by "
+        "the removed-mid-walk test instead");
     return;
   }
   TempDir t;
@@ -336,8 +337,7 @@ TEST_CASE("LstatOne: files, symlinks, absences and refusals", "[scanner]") {
   CHECK((*dir)->kind == EntryKind::kDirectory);
 }
 
-TEST_CASE("HashFile: content hashes and block hashes in one pass, both read methods",
-          "[scanner]") {
+TEST_CASE("HashFile: content hashes and block hashes in one pass, both read methods", "[scanner]") {
   TempDir t;
   RootDir root = OpenRoot(t.path());
   const uint32_t seed = 20240601;
@@ -361,8 +361,8 @@ TEST_CASE("HashFile: content hashes and block hashes in one pass, both read meth
       size_t nblocks = (size + kDefaultBlockSize - 1) / kDefaultBlockSize;
       REQUIRE(b->blocks.size() == nblocks);
       for (size_t i = 0; i < nblocks; ++i) {
-        CHECK(b->blocks[i] == core::Sha256(std::string_view(content).substr(
-                                  i * kDefaultBlockSize, kDefaultBlockSize)));
+        CHECK(b->blocks[i] == core::Sha256(std::string_view(content).substr(i * kDefaultBlockSize,
+                                                                            kDefaultBlockSize)));
       }
     }
   }
@@ -403,8 +403,8 @@ TEST_CASE("HashFile: a file that changed since the scan or changes while hashed 
       done = true;
       int fd = ::open((t / "f").c_str(), O_WRONLY);
       REQUIRE(::pwrite(fd, "XXXX", 4, 0) == 4);
-      struct timespec ts[2] = {{0, UTIME_OMIT},
-                               {scanned.mtime_ns / 1'000'000'000, scanned.mtime_ns % 1'000'000'000}};
+      struct timespec ts[2] = {
+          {0, UTIME_OMIT}, {scanned.mtime_ns / 1'000'000'000, scanned.mtime_ns % 1'000'000'000}};
       REQUIRE(::futimens(fd, ts) == 0);
       ::close(fd);
     };
