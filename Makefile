@@ -10,7 +10,7 @@ DEPS := build-essential cmake pkg-config clang libclang-rt-14-dev \
   libuv1-dev libssl-dev openssl libmsgpack-cxx-dev libspdlog-dev catch2 libsqlite3-dev \
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libsystemd-dev systemd \
   rsync python3 iproute2 iptables nftables faketime procps \
-  dpkg-dev lintian man-db groff-base gzip adduser init-system-helpers
+  dpkg-dev lintian strace man-db groff-base gzip adduser init-system-helpers
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
