@@ -8,6 +8,7 @@
 #   /etc/gossync/gossync.toml                      (conffile)
 #   /usr/share/man/man8/gossyncd.8.gz, man1/gossync.1.gz
 #   /usr/share/doc/gossync/{copyright,changelog.Debian.gz,config.md.gz}
+#   /usr/share/lintian/overrides/gossync
 # and its maintainer scripts create the gossync user and its directories
 # (packaging/debian/postinst) and clean up on purge (postrm).
 
@@ -43,6 +44,8 @@ install(FILES ${GOSSYNC_PKG_DIR}/debian/copyright
               ${GOSSYNC_PKG_OUT}/changelog.Debian.gz
               ${GOSSYNC_PKG_OUT}/config.md.gz
         DESTINATION share/doc/gossync)
+install(FILES ${GOSSYNC_PKG_DIR}/debian/lintian-overrides DESTINATION share/lintian/overrides
+        RENAME gossync)
 # Absolute: outside the /usr prefix on Debian.
 install(FILES ${CMAKE_SOURCE_DIR}/systemd/gossync.service DESTINATION /lib/systemd/system)
 install(FILES ${GOSSYNC_PKG_DIR}/gossync.toml DESTINATION /etc/gossync)
