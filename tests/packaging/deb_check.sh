@@ -130,11 +130,20 @@ for d in "/var/lib/gossync gossync:gossync 700" "/srv/gossync gossync:gossync 75
   [ "$got" = "$2 $3" ] && ok "$1 is $got" || failed "$1 is $got, want $2 $3"
 done
 
-section "postinst again (idempotent)"
-if /var/lib/dpkg/info/gossync.postinst configure >/dev/null; then
-  [ "$(getent passwd gossync | cut -d: -f3)" = "$uid" ] && ok "postinst ran again, same uid" || failed "uid changed"
+section "dpkg -i again (an upgrade in place: postinst must be idempotent)"
+if dpkg -i "$deb" >/dev/null; then
+  [ "$(getent passwd gossync | cut -d: -f3)" = "$uid" ] && ok "reinstalled, same uid" || failed "uid changed"
+  [ "$(stat -c '%U:%G %a' /var/lib/gossync)" = "gossync:gossync 700" ] && ok "/var/lib/gossync unchanged" \
+    || failed "/var/lib/gossync changed"
 else
-  failed "postinst configure failed on the second run"
+  failed "reinstalling failed"
+fi
+
+if command -v systemd-analyze >/dev/null; then
+  section "systemd-analyze verify on the installed unit"
+  out=$(systemd-analyze verify /lib/systemd/system/gossync.service 2>&1) && [ -z "$out" ] \
+    && ok "verify is clean with the real /usr/bin paths and man pages" \
+    || failed "systemd-analyze verify: $out"
 fi
 
 # --- run the installed binaries ------------------------------------------------
