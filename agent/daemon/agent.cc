@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include "agent/core/hash.h"
+#include "agent/daemon/check.h"
 #include "agent/daemon/logging.h"
 #include "agent/io/clock.h"
 #include "gossync/version.h"
@@ -85,7 +86,7 @@ void Agent::Shutdown(const std::string& why, int exit_code) {
 void Agent::Reload() {
   auto log = Logger("agent");
   notifier_.Reloading();
-  ConfigLoad load = LoadConfig(config_path_);
+  ConfigLoad load = CheckConfig(config_path_);
   if (!load.ok()) {
     for (const auto& e : load.errors) log->error("reload_refused problem=\"{}\"", e);
     log->error("reload_refused: the running configuration stays in force");
@@ -97,13 +98,10 @@ void Agent::Reload() {
       next.state_dir != config_.state_dir || next.tree_depth != config_.tree_depth) {
     log->warn("reload: node, data_dir, state_dir and tree_depth take effect only on restart");
   }
+  // LoadConfig checked every value, so nothing below can fail half-way.
   if (Status s = SetLogLevel(next.log_level); !s.ok()) log->error("reload {}", s.message());
   if (next.ignore != config_.ignore) {
-    if (Status s = engine_->SetIgnore(next.ignore); !s.ok()) {
-      log->error("reload_refused {}", s.message());
-      notifier_.ReloadDone();
-      return;
-    }
+    if (Status s = engine_->SetIgnore(next.ignore); !s.ok()) log->error("reload {}", s.message());
     engine_->Rescan("ignore patterns changed");
   }
   config_.log_level = next.log_level;

@@ -1,5 +1,6 @@
 #include "agent/daemon/check.h"
 
+#include "agent/store/ignore.h"
 #include "agent/tls/context.h"
 #include "agent/tls/keyring.h"
 
@@ -9,6 +10,10 @@ ConfigLoad CheckConfig(const std::string& path) {
   ConfigLoad load = LoadConfig(path);
   if (!load.ok()) return load;
   const Config& c = load.config;
+  for (size_t i = 0; i < c.ignore.size(); ++i) {
+    Result<store::IgnoreMatcher> m = store::IgnoreMatcher::Create({c.ignore[i]});
+    if (!m.ok()) load.errors.push_back("ignore[" + std::to_string(i) + "]: " + m.status().message());
+  }
   Result<tls::LoadedKeyring> ring = tls::LoadKeyring(c.gossip.keyring);
   if (!ring.ok()) load.errors.push_back("gossip.keyring: " + ring.status().message());
   tls::TlsConfig t;

@@ -31,7 +31,7 @@ TEST_CASE("Agent: status follows creates, edits, deletes, renames, chmods and sy
           "[integration]") {
   TempDir tmp;
   ClusterSecrets secrets(tmp / "secrets");
-  Agent agent(tmp.path(), &secrets, {.name = "alpha"});
+  Agent agent(tmp.path(), &secrets, Named("alpha"));
   agent.Start();
   REQUIRE(agent.WaitReady());
   nlohmann::json s = agent.Status();
@@ -104,8 +104,9 @@ TEST_CASE("Agent: ignored paths and the agent's temp names never become entries"
           "[integration]") {
   TempDir tmp;
   ClusterSecrets secrets(tmp / "secrets");
-  Agent agent(tmp.path(), &secrets,
-              {.name = "alpha", .extra_toml = "ignore = [\"*.swp\", \"cache/\"]"});
+  AgentOptions opts = Named("alpha");
+  opts.extra_toml = "ignore = [\"*.swp\", \"cache/\"]";
+  Agent agent(tmp.path(), &secrets, opts);
   WriteFile(agent.data_dir() + "/keep.txt", "x");
   WriteFile(agent.data_dir() + "/edit.swp", "x");
   MakeDirs(agent.data_dir() + "/cache/deep");
@@ -135,7 +136,7 @@ TEST_CASE("gossyncd --check-config lists every problem and exits 2", "[integrati
   CHECK(r.err.find("gossip.fanout:") != std::string::npos);
 
   ClusterSecrets secrets(tmp / "secrets");
-  Agent agent(tmp.path(), &secrets, {.name = "alpha"});
+  Agent agent(tmp.path(), &secrets, Named("alpha"));
   RunResult ok = Run({GossyncdPath(), "--check-config", "--config", agent.config_path()});
   INFO(ok.err);
   CHECK(ok.exit_code == 0);
