@@ -64,17 +64,19 @@
 //   - its sequence number was seen, or is more than 64 behind the newest
 //     (kReplay, kTooOld).
 // A restarted sender (sequence back at 1, greater boot id) is accepted at
-// once: its first packet moves us to the new run. A sender whose clock went
-// back across a restart (smaller boot id) looks like a replay; we answer with
-// a challenge, a Ping with a fresh random id addressed to that run at the
-// packet's source address: only a live run holding the cluster key can echo
-// it, and its Ack makes that run the one we follow. A receiver that restarted
+// once: its first packet moves us to the new run. A receiver that restarted
 // learns nothing stale either: packets addressed to its old run are dropped,
-// and a ping among them gets a bare Ack whose header teaches the sender the
-// new boot id. What the scheme cannot tell from a late delivery is a packet
-// of the current run, addressed to us, that we never received and is
-// replayed before any later one arrives: it is processed once, as a late
-// datagram would be; incarnation rules keep its membership claims harmless.
+// a ping among them gets a bare Ack, and any other a Ping back (a challenge),
+// whose header teaches the sender the new boot id. What the scheme cannot
+// tell from a late delivery is a packet of the current run, addressed to us,
+// that we never received and that is replayed before any later one arrives:
+// it is processed once, as a late datagram would be; incarnation rules keep
+// its claims harmless.
+// Boot ids must grow across restarts: the daemon persists the last one and
+// takes max(clock-based, last + 1). If they do not (clock stepped back, state
+// lost), the new run is heard only once SWIM has declared the old one dead
+// (a smaller boot id is accepted for a dead or left member, never for a live
+// one, so a replay of an old run cannot displace a live run).
 // Incarnations play no part in packet freshness: they order claims.
 //
 // Not thread-safe: one owner (the loop thread).
@@ -153,7 +155,7 @@ struct Actions {
 enum class Drop : uint8_t {
   kReplay,        // sequence number already seen in this run of the sender
   kTooOld,        // more than ReplayWindow::kSize behind the newest seen
-  kStaleBoot,     // from an older run of the sender than one we know; challenged
+  kStaleBoot,     // from an older run of the sender than one we know
   kNotForUs,      // addressed to another node, or to an earlier run of ours
   kFromSelf,      // our own packet came back
   kNameConflict,  // sender or update claims a name held at another address
@@ -308,7 +310,6 @@ class Membership {
 
   // membership_net.cc: packets.
   void Start(uint64_t now);
-  bool IsOurProbeId(uint64_t id, uint64_t now) const;
   void HandleBody(uint64_t now, std::string_view from_addr, const Packet& p, bool sender_was_live,
                   Actions* out);
   void HandleAck(uint64_t now, const Packet& p, const Ack& ack, bool sender_was_live,

@@ -18,8 +18,8 @@ struct MembershipConfig {
   std::string name;         // this node (IsValidNodeName); unique in the cluster
   std::string gossip_addr;  // advertised UDP address; "" = peers use the source address
   std::string repair_addr;  // advertised TCP address of the repair service (may be "")
-  uint64_t boot_id = 0;     // != 0 and greater at every process start, unique in the
-                            // cluster: (unix ms << 16) | 16 random bits (membership.h)
+  uint64_t boot_id = 0;     // != 0, greater at every process start, unique in the cluster:
+                            // max((unix ms << 16) | 16 random bits, persisted last + 1)
   uint64_t initial_incarnation = 0;  // above any incarnation of an earlier run: unix
                                      // seconds; if not, refutation catches up
   uint64_t rng_seed = 0;    // seeds every random choice (targets, probe ids, jitter)

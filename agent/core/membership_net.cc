@@ -133,11 +133,9 @@ void Membership::SendPingTo(uint64_t now, Dest to, uint64_t target_inc, MemberSt
   Send(std::move(to), Ping{id, target_inc, target_state}, piggyback, out);
 }
 
-// `name` spoke to us from `addr` in a run we cannot place (older than the
-// newest we know), or addressed us by an older boot id of ours: ping whoever
-// is there, addressed to that run. A live run answers (and teaches us its boot
-// id, or learns ours); a replayed packet's run is gone and cannot. One
-// challenge per name in flight.
+// `name` addressed us by an earlier boot id of ours (it has not heard that we
+// restarted): ping it, so our header teaches it the new one. One in flight
+// per name.
 void Membership::Challenge(uint64_t now, std::string_view name, std::string_view addr,
                            uint64_t boot, Actions* out) {
   for (const PendingPing& p : pending_) {
@@ -155,17 +153,6 @@ void Membership::Challenge(uint64_t now, std::string_view name, std::string_view
 }
 
 // ---- Receiving -----------------------------------------------------------------
-
-bool Membership::IsOurProbeId(uint64_t id, uint64_t now) const {
-  if (probe_.active && probe_.probe_id == id) return true;
-  for (const PendingPing& p : pending_) {
-    if (p.probe_id == id && p.expires_ms > now) return true;
-  }
-  for (const Relay& r : relays_) {
-    if (r.our_id == id && r.expires_ms > now) return true;
-  }
-  return false;
-}
 
 void Membership::HandlePacket(uint64_t now, std::string_view from_addr, const Packet& p,
                               Actions* out) {
@@ -212,13 +199,13 @@ void Membership::HandlePacket(uint64_t now, std::string_view from_addr, const Pa
 
   uint32_t slot = table_.Find(name);
   if (slot != MemberTable::kNone && p.boot_id < table_.at(slot).boot) {
-    // An older run than the newest we know of: a replay, unless that run is
-    // live after all (its clock went back across a restart), which only an
-    // ack echoing our challenge shows.
-    const Ack* ack = std::get_if<Ack>(&p.body);
-    if (ack == nullptr || !IsOurProbeId(ack->probe_id, now)) {
+    // An older run than the newest we know of: a replay of a gone run. (Or a
+    // run whose boot id went back, its clock stepped back across a restart
+    // and nothing persisted the last one: it is heard once SWIM has declared
+    // the run we knew dead, below.)
+    const MemberState st = table_.at(slot).state;
+    if (st != MemberState::kDead && st != MemberState::kLeft) {
       if (ping != nullptr) bare_ack();
-      Challenge(now, name, from_addr, p.boot_id, out);
       drop(Drop::kStaleBoot);
       return;
     }

@@ -53,7 +53,8 @@ class SimCluster {
       std::vector<core::MemberUpdate> all;
       all.reserve(opts_.nodes);
       for (size_t i = 0; i < opts_.nodes; ++i) {
-        all.push_back({core::MemberState::kAlive, 0, infos_[i], {}});
+        all.push_back({core::MemberState::kAlive, nodes_[i].m->incarnation(), infos_[i],
+                       nodes_[i].m->boot_id(), {}});
       }
       for (size_t i = 0; i < opts_.nodes; ++i) nodes_[i].m->Bootstrap(now_, all);
     }
