@@ -303,6 +303,12 @@ std::optional<MemberView> Membership::Find(std::string_view name) const {
   return View(table_.at(slot));
 }
 
+std::optional<MemberState> Membership::StateOf(std::string_view name) const {
+  uint32_t slot = table_.Find(name);
+  if (slot == MemberTable::kNone) return std::nullopt;
+  return table_.at(slot).state;
+}
+
 void Membership::Bootstrap(uint64_t now_ms, const std::vector<MemberUpdate>& members) {
   Actions ignored;
   table_.Reserve(table_.size() + members.size());

@@ -245,6 +245,8 @@ class Membership {
   // Members we know (not ourselves), in no particular order.
   std::vector<MemberView> Members() const;
   std::optional<MemberView> Find(std::string_view name) const;
+  // Find without the copy: the member's state, nullopt if unknown.
+  std::optional<MemberState> StateOf(std::string_view name) const;
   size_t Count(MemberState s) const { return count_[static_cast<int>(s)]; }
   // Alive and suspect members, ourselves included: the N of the scaling rules.
   size_t ClusterSize() const;

@@ -479,7 +479,9 @@ void Membership::ProbeFailed(uint64_t now, Actions* out) {
   uint32_t slot = table_.Find(probe_.target);
   if (slot == MemberTable::kNone) return;
   MemberRecord& m = table_.at(slot);
-  if (m.state != MemberState::kAlive || m.incarnation != probe_.incarnation) return;
+  if (!IsLive(m) || m.incarnation != probe_.incarnation) return;
+  // Already suspect (others told us): our own failed probe is an independent
+  // confirmation, which shortens the timeout everywhere it is heard.
   ++stats_.suspicions;
   Apply(now, MemberUpdate{MemberState::kSuspect, m.incarnation, m.info, 0, self_->name},
         Origin::kDirect, out);
