@@ -82,9 +82,15 @@ Resolution Resolve(const Entry& local, const Entry& remote) {
   Resolution r;
   switch (local.vv.Compare(remote.vv)) {
     case VvOrder::kEqual:
-      r.decision = Decision::kSame;
-      r.winner = local;
-      return r;
+      if (local.Digest() == remote.Digest()) {
+        r.decision = Decision::kSame;
+        r.winner = local;
+        return r;
+      }
+      // Equal histories with different versions: a node reused counters
+      // (its index restored from a backup, say). Treating them as
+      // concurrent still converges, since the choice is deterministic.
+      break;
     case VvOrder::kGreater:
       r.decision = Decision::kKeepLocal;
       r.winner = local;

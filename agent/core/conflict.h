@@ -11,7 +11,7 @@
 namespace gossync::core {
 
 enum class Decision {
-  kSame,        // equal version vectors: nothing to do
+  kSame,        // equal version vectors and digests: nothing to do
   kKeepLocal,   // local dominates: the peer should take ours
   kTakeRemote,  // remote dominates: take theirs
   kMerge,       // concurrent, identical content and metadata (or both
@@ -34,6 +34,9 @@ struct Resolution {
 
 // The conflict rule:
 // - VV order decides when the VVs are ordered.
+// - Equal VVs with equal digests are kSame; equal VVs with different
+//   digests (a node reused its counters, e.g. after a restore from backup)
+//   are treated as concurrent, so the pair still converges.
 // - Concurrent: identical (kind, mode, hash, target, deleted) -> kMerge;
 //   a live version beats a tombstone (a write is never lost to a delete);
 //   a directory beats a file or symlink (its children stay put; the other

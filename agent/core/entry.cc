@@ -18,9 +18,12 @@ void PutBigEndian(std::string* out, T v) {
 
 const char* KindName(EntryKind kind) {
   switch (kind) {
-    case EntryKind::kFile: return "file";
-    case EntryKind::kDirectory: return "directory";
-    case EntryKind::kSymlink: return "symlink";
+    case EntryKind::kFile:
+      return "file";
+    case EntryKind::kDirectory:
+      return "directory";
+    case EntryKind::kSymlink:
+      return "symlink";
   }
   return "unknown";
 }
@@ -71,16 +74,17 @@ Hash256 Entry::Digest() const { return Sha256(CanonicalEncoding(*this)); }
 Status ValidateEntry(const Entry& e) {
   GOSSYNC_RETURN_IF_ERROR(ValidatePath(e.path));
   if (static_cast<uint8_t>(e.kind) > static_cast<uint8_t>(EntryKind::kSymlink)) {
-    return Status::InvalidArgument("entry kind " + std::to_string(static_cast<int>(e.kind)) + " is unknown");
+    return Status::InvalidArgument("kind " + std::to_string(static_cast<int>(e.kind)) +
+                                   " is unknown");
   }
   if ((e.mode & ~kModeMask) != 0) {
-    return Status::InvalidArgument("entry mode has bits outside 07777");
+    return Status::InvalidArgument("mode has bits outside 07777");
   }
   if (!VersionVector::Valid(e.vv.pairs())) {
-    return Status::InvalidArgument("entry version vector is not sorted, unique and positive");
+    return Status::InvalidArgument("version vector is not sorted, unique and positive");
   }
   if (!IsValidNodeName(e.origin)) {
-    return Status::InvalidArgument("entry origin is not a valid node name");
+    return Status::InvalidArgument("origin is not a valid node name");
   }
   if (e.target.size() > kMaxSymlinkTarget) {
     return Status::InvalidArgument("symlink target is " + std::to_string(e.target.size()) +
@@ -91,8 +95,8 @@ Status ValidateEntry(const Entry& e) {
   }
   const bool live_symlink = e.live() && e.kind == EntryKind::kSymlink;
   if (!live_symlink && !e.target.empty()) {
-    return Status::InvalidArgument(std::string("a ") + (e.deleted ? "tombstone" : KindName(e.kind)) +
-                                   " has a symlink target");
+    return Status::InvalidArgument(
+        std::string("a ") + (e.deleted ? "tombstone" : KindName(e.kind)) + " has a symlink target");
   }
   if ((e.deleted || e.kind == EntryKind::kDirectory) && !IsZero(e.hash)) {
     return Status::InvalidArgument(std::string("a ") + (e.deleted ? "tombstone" : "directory") +

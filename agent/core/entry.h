@@ -28,18 +28,18 @@ inline constexpr size_t kMaxSymlinkTarget = 4095;
 inline constexpr uint32_t kModeMask = 07777;
 
 struct Entry {
-  std::string path;            // canonical (ValidatePath)
+  std::string path;  // canonical (ValidatePath)
   EntryKind kind = EntryKind::kFile;
-  uint32_t mode = 0;           // permission bits, & kModeMask
-  uint64_t size = 0;           // bytes of content (file) or of the target (symlink)
-  int64_t mtime_ns = 0;        // modification time; not meaningful for directories
-  Hash256 hash{};              // SHA-256 of the content, of the target text for a
-                               // symlink; zero for directories and tombstones
-  std::string target;          // symlink target text, verbatim; empty otherwise
+  uint32_t mode = 0;     // permission bits, & kModeMask
+  uint64_t size = 0;     // bytes of content (file) or of the target (symlink)
+  int64_t mtime_ns = 0;  // modification time; not meaningful for directories
+  Hash256 hash{};        // SHA-256 of the content, of the target text for a
+                         // symlink; zero for directories and tombstones
+  std::string target;    // symlink target text, verbatim; empty otherwise
   VersionVector vv;
-  uint64_t hlc = 0;            // HLC of the last change
-  std::string origin;          // name of the node that made the last change
-  bool deleted = false;        // a tombstone
+  uint64_t hlc = 0;      // HLC of the last change
+  std::string origin;    // name of the node that made the last change
+  bool deleted = false;  // a tombstone
 
   bool operator==(const Entry&) const = default;
 

@@ -64,7 +64,8 @@ Hash256 Sha256(std::span<const uint8_t> bytes) {
 }
 
 Hash256 Sha256(std::string_view bytes) {
-  return Sha256(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+  return Sha256(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
 }
 
 Sha256Hasher::Sha256Hasher() : ctx_(EVP_MD_CTX_new()) {

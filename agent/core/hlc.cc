@@ -27,7 +27,8 @@ uint64_t Hlc::Now(uint64_t physical_ms) {
 
 uint64_t Hlc::Update(uint64_t remote, uint64_t physical_ms, uint64_t max_ahead_ms) {
   const uint64_t wall_ms = ClampMillis(physical_ms);
-  const uint64_t limit_ms = max_ahead_ms >= kMaxMillis - wall_ms ? kMaxMillis : wall_ms + max_ahead_ms;
+  const uint64_t limit_ms =
+      max_ahead_ms >= kMaxMillis - wall_ms ? kMaxMillis : wall_ms + max_ahead_ms;
   if (Millis(remote) > limit_ms) return Now(physical_ms);
   const uint64_t seen = std::max(last_, remote);
   const uint64_t wall = Pack(wall_ms, 0);

@@ -81,8 +81,8 @@ bool IsValidUtf8(std::string_view s) { return FirstInvalidUtf8(s) == s.size(); }
 Status ValidatePath(std::string_view path) {
   if (path.empty()) return Status::InvalidArgument("path is empty");
   if (path.size() > kMaxPathBytes) {
-    return Status::InvalidArgument("path is " + std::to_string(path.size()) +
-                                   " bytes, more than " + std::to_string(kMaxPathBytes));
+    return Status::InvalidArgument("path is " + std::to_string(path.size()) + " bytes, more than " +
+                                   std::to_string(kMaxPathBytes));
   }
   if (path.front() == '/') return Status::InvalidArgument("path is absolute");
   if (path.back() == '/') return Status::InvalidArgument("path ends with '/'");
@@ -90,8 +90,8 @@ Status ValidatePath(std::string_view path) {
   size_t start = 0;
   while (true) {
     size_t slash = path.find('/', start);
-    std::string_view c =
-        path.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
+    std::string_view c = path.substr(
+        start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
     GOSSYNC_RETURN_IF_ERROR(CheckComponent(c));
     if (slash == std::string_view::npos) break;
     start = slash + 1;
@@ -105,8 +105,8 @@ Result<std::string> NormalizePath(std::string_view path) {
   // Bound the work before looking at the bytes: the result is never longer
   // than the input, but an input of megabytes of "./" is not worth scanning.
   if (path.size() > 2 * kMaxPathBytes) {
-    return Status::InvalidArgument("path is " + std::to_string(path.size()) + " bytes, far more than " +
-                                   std::to_string(kMaxPathBytes));
+    return Status::InvalidArgument("path is " + std::to_string(path.size()) +
+                                   " bytes, far more than " + std::to_string(kMaxPathBytes));
   }
   GOSSYNC_RETURN_IF_ERROR(CheckBytes(path));
   std::string out;

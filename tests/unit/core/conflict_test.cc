@@ -13,7 +13,8 @@ namespace {
 // 2026-11-26 10:15:00 UTC.
 constexpr uint64_t kNov26Ms = 1795688100000;
 
-Entry File(std::string path, std::string content, VersionVector vv, uint64_t hlc, std::string origin) {
+Entry File(std::string path, std::string content, VersionVector vv, uint64_t hlc,
+           std::string origin) {
   Entry e;
   e.path = std::move(path);
   e.kind = EntryKind::kFile;
@@ -113,6 +114,23 @@ TEST_CASE("Resolve: concurrent different content keeps the loser as a copy", "[c
   CHECK(s.copy == r.copy);
 }
 
+TEST_CASE("Resolve: equal version vectors with different content still converge", "[conflict]") {
+  // A node restored from a backup reuses counter 1 for a different write.
+  Entry a = File("f", "before restore", kA1, kEarly, "alpha");
+  Entry b = File("f", "after restore", kA1, kLate, "alpha");
+  Resolution ab = Resolve(a, b), ba = Resolve(b, a);
+  REQUIRE(ab.decision == Decision::kConflict);
+  CHECK(ab.winner == ba.winner);
+  CHECK(ab.copy == ba.copy);
+  CHECK(ab.winner->hash == b.hash);
+  REQUIRE(ab.copy);
+  CHECK(ab.copy->hash == a.hash);
+  // Same digest (hlc and origin are not in it): nothing to do.
+  Entry a2 = a;
+  a2.hlc = kLate;
+  CHECK(Resolve(a, a2).decision == Decision::kSame);
+}
+
 TEST_CASE("Resolve: equal HLCs fall back to the origin name", "[conflict]") {
   Entry a = File("f", "1", kA1, kEarly, "alpha");
   Entry b = File("f", "2", kB1, kEarly, "beta");
@@ -199,16 +217,23 @@ Decision Mirror(Decision d) {
 
 TEST_CASE("Resolve: symmetric and lossless over random pairs", "[conflict]") {
   GOSSYNC_SEEDED_RNG(0xc0f1);
-  int conflicts = 0, merges = 0, copies = 0;
+  int conflicts = 0, merges = 0, copies = 0, sames = 0;
   for (int i = 0; i < 20000; ++i) {
     Entry a = RandomEntry(rng), b = RandomEntry(rng);
     REQUIRE(ValidateEntry(a).ok());
     REQUIRE(ValidateEntry(b).ok());
-    if (a.vv == b.vv) continue;  // equal VVs mean the same version; see kSame
     Resolution ab = Resolve(a, b), ba = Resolve(b, a);
     INFO("a " << CanonicalEncoding(a).size() << " " << a.vv.ToString() << " b " << b.vv.ToString());
     REQUIRE(ba.decision == Mirror(ab.decision));
     REQUIRE(ab.winner);
+    if (ab.decision == Decision::kSame) {
+      // The same version (equal digests); each side keeps its own record.
+      ++sames;
+      REQUIRE(a.Digest() == b.Digest());
+      REQUIRE(ab.winner == a);
+      REQUIRE(ba.winner == b);
+      continue;
+    }
     REQUIRE(ab.winner == ba.winner);
     REQUIRE(ab.copy == ba.copy);
     REQUIRE(ValidateEntry(*ab.winner).ok());
@@ -217,13 +242,15 @@ TEST_CASE("Resolve: symmetric and lossless over random pairs", "[conflict]") {
     REQUIRE((wa == VvOrder::kGreater || wa == VvOrder::kEqual));
     REQUIRE((wb == VvOrder::kGreater || wb == VvOrder::kEqual));
     if (ab.decision == Decision::kMerge) ++merges;
+
     if (ab.decision == Decision::kConflict) {
       ++conflicts;
       // Lossless: every live file or symlink content survives, live or as a copy.
       for (const Entry* side : {&a, &b}) {
         if (side->deleted || side->kind == EntryKind::kDirectory) continue;
-        bool kept = (ab.winner->live() && ab.winner->kind == side->kind && ab.winner->hash == side->hash) ||
-                    (ab.copy && ab.copy->hash == side->hash && ab.copy->kind == side->kind);
+        bool kept =
+            (ab.winner->live() && ab.winner->kind == side->kind && ab.winner->hash == side->hash) ||
+            (ab.copy && ab.copy->hash == side->hash && ab.copy->kind == side->kind);
         REQUIRE(kept);
       }
     }
@@ -234,6 +261,7 @@ TEST_CASE("Resolve: symmetric and lossless over random pairs", "[conflict]") {
       REQUIRE(ab.copy->path != a.path);
     }
   }
+  CHECK(sames > 10);
   CHECK(conflicts > 1000);
   CHECK(merges > 100);
   CHECK(copies > 500);
@@ -241,15 +269,20 @@ TEST_CASE("Resolve: symmetric and lossless over random pairs", "[conflict]") {
 
 TEST_CASE("ConflictCopyPath: examples", "[conflict]") {
   const uint64_t t = Hlc::Pack(kNov26Ms, 3);
-  CHECK(ConflictCopyPath("a/report.csv", t, "beta") == "a/report.sync-conflict-20261126-101500-beta.csv");
-  CHECK(ConflictCopyPath("report.csv", t, "beta") == "report.sync-conflict-20261126-101500-beta.csv");
+  CHECK(ConflictCopyPath("a/report.csv", t, "beta") ==
+        "a/report.sync-conflict-20261126-101500-beta.csv");
+  CHECK(ConflictCopyPath("report.csv", t, "beta") ==
+        "report.sync-conflict-20261126-101500-beta.csv");
   CHECK(ConflictCopyPath("Makefile", t, "beta") == "Makefile.sync-conflict-20261126-101500-beta");
-  CHECK(ConflictCopyPath("home/.bashrc", t, "n1") == "home/.bashrc.sync-conflict-20261126-101500-n1");
-  CHECK(ConflictCopyPath(".config.json", t, "n1") == ".config.sync-conflict-20261126-101500-n1.json");
+  CHECK(ConflictCopyPath("home/.bashrc", t, "n1") ==
+        "home/.bashrc.sync-conflict-20261126-101500-n1");
+  CHECK(ConflictCopyPath(".config.json", t, "n1") ==
+        ".config.sync-conflict-20261126-101500-n1.json");
   CHECK(ConflictCopyPath("a.tar.gz", t, "n1") == "a.tar.sync-conflict-20261126-101500-n1.gz");
   CHECK(ConflictCopyPath("trailing.", t, "n1") == "trailing..sync-conflict-20261126-101500-n1");
   CHECK(ConflictCopyPath("x", 0, "n1") == "x.sync-conflict-19700101-000000-n1");
-  CHECK(ConflictCopyPath("x", Hlc::Pack((1ull << 48) - 1, 0), "n1") == "x.sync-conflict-99991231-235959-n1");
+  CHECK(ConflictCopyPath("x", Hlc::Pack((1ull << 48) - 1, 0), "n1") ==
+        "x.sync-conflict-99991231-235959-n1");
   CHECK(ConflictCopyPath("x", t, "Bad/Name") == "x.sync-conflict-20261126-101500-_ad__ame");
 }
 

@@ -40,8 +40,8 @@ TEST_CASE("Entry: canonical encoding is byte-exact and stable", "[entry]") {
   Entry t;
   t.path = "a/b.txt";
   t.deleted = true;
-  t.mode = 0755;                       // normalised away
-  t.mtime_ns = 99;                     // normalised away
+  t.mode = 0755;                           // normalised away
+  t.mtime_ns = 99;                         // normalised away
   t.hash = Sha256(std::string_view("x"));  // normalised away (ValidateEntry would refuse it)
   t.vv = VersionVector({{7, 9}});
   t.origin = "beta";
@@ -110,13 +110,15 @@ TEST_CASE("IsValidNodeName: lowercase, digits, dot, dash, underscore", "[entry]"
   }
   CHECK(IsValidNodeName(std::string(63, 'a')));
   CHECK_FALSE(IsValidNodeName(std::string(64, 'a')));
-  for (const char* n : {"", "Alpha", "-a", ".a", "_a", "a b", "a/b", "a\\b", "caf\xc3\xa9", "a:b"}) {
+  for (const char* n :
+       {"", "Alpha", "-a", ".a", "_a", "a b", "a/b", "a\\b", "caf\xc3\xa9", "a:b"}) {
     INFO(n);
     CHECK_FALSE(IsValidNodeName(n));
   }
 }
 
-TEST_CASE("ValidateEntry: accepts well-formed files, directories, symlinks and tombstones", "[entry]") {
+TEST_CASE("ValidateEntry: accepts well-formed files, directories, symlinks and tombstones",
+          "[entry]") {
   CHECK(ValidateEntry(SampleFile()).ok());
   Entry dir = SampleFile();
   dir.kind = EntryKind::kDirectory;
@@ -145,8 +147,14 @@ TEST_CASE("ValidateEntry: rejects what a peer could get wrong", "[entry]") {
       {"mode beyond 07777", [](Entry& e) { e.mode = 0100644; }},
       // The constructor CHECKs; only a bypass can build these, which is what
       // ValidateEntry defends against.
-      {"unsorted vv", [](Entry& e) { ForcePairs(e.vv, {{2, 1}, {1, 1}}); }},
-      {"zero counter", [](Entry& e) { ForcePairs(e.vv, {{1, 0}}); }},
+      {"unsorted vv",
+       [](Entry& e) {
+         ForcePairs(e.vv, {{2, 1}, {1, 1}});
+       }},
+      {"zero counter",
+       [](Entry& e) {
+         ForcePairs(e.vv, {{1, 0}});
+       }},
       {"bad origin", [](Entry& e) { e.origin = "Not Valid"; }},
       {"empty origin", [](Entry& e) { e.origin = ""; }},
       {"file with target", [](Entry& e) { e.target = "x"; }},

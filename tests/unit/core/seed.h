@@ -13,7 +13,8 @@ namespace gossync::testing {
 inline uint64_t TestSeed(uint64_t fixed) {
   const char* env = std::getenv("GOSSYNC_TEST_SEED");
   if (env == nullptr || *env == '\0') return fixed;
-  if (std::string(env) == "random") return (uint64_t{std::random_device{}()} << 32) | std::random_device{}();
+  if (std::string(env) == "random")
+    return (uint64_t{std::random_device{}()} << 32) | std::random_device{}();
   return std::strtoull(env, nullptr, 0);
 }
 
@@ -21,7 +22,7 @@ inline uint64_t TestSeed(uint64_t fixed) {
 
 // Declares `seed` and `rng` (std::mt19937_64) and puts the seed in every
 // failure message of the enclosing scope.
-#define GOSSYNC_SEEDED_RNG(fixed)                                 \
-  const uint64_t seed = ::gossync::testing::TestSeed(fixed);      \
+#define GOSSYNC_SEEDED_RNG(fixed)                                        \
+  const uint64_t seed = ::gossync::testing::TestSeed(fixed);             \
   INFO("seed " << seed << " (rerun: GOSSYNC_TEST_SEED=" << seed << ")"); \
   std::mt19937_64 rng(seed)

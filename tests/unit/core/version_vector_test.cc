@@ -18,15 +18,16 @@ TEST_CASE("VersionVector: compare gives all four orders", "[vv]") {
   CHECK(empty.Compare(empty) == VvOrder::kEqual);
   CHECK(a.Compare(Vv({{1, 3}, {5, 2}})) == VvOrder::kEqual);
 
-  CHECK(a.Compare(Vv({{1, 2}, {5, 2}})) == VvOrder::kGreater);   // a counter higher
-  CHECK(a.Compare(Vv({{1, 3}})) == VvOrder::kGreater);           // a node the other lacks
+  CHECK(a.Compare(Vv({{1, 2}, {5, 2}})) == VvOrder::kGreater);  // a counter higher
+  CHECK(a.Compare(Vv({{1, 3}})) == VvOrder::kGreater);          // a node the other lacks
   CHECK(a.Compare(empty) == VvOrder::kGreater);
   CHECK(a.Compare(Vv({{1, 4}, {5, 2}})) == VvOrder::kLess);
   CHECK(a.Compare(Vv({{1, 3}, {2, 1}, {5, 2}})) == VvOrder::kLess);
   CHECK(empty.Compare(a) == VvOrder::kLess);
 
   CHECK(a.Compare(Vv({{1, 4}, {5, 1}})) == VvOrder::kConcurrent);
-  CHECK(a.Compare(Vv({{1, 3}, {2, 1}})) == VvOrder::kConcurrent);  // each has a node the other lacks
+  CHECK(a.Compare(Vv({{1, 3}, {2, 1}})) ==
+        VvOrder::kConcurrent);  // each has a node the other lacks
   CHECK(Vv({{1, 1}}).Compare(Vv({{2, 1}})) == VvOrder::kConcurrent);
   CHECK(Vv({{9, 1}}).Compare(Vv({{1, 1}, {9, 1}, {10, 1}})) == VvOrder::kLess);
 }
