@@ -22,9 +22,13 @@ void Membership::Start(uint64_t now) {
   next_probe_ms_ = now + Uniform(config_.probe_interval_ms);
   next_gossip_ms_ = now + Uniform(config_.gossip_interval_ms);
   next_join_ms_ = now;
-  next_seed_ms_ = now + config_.seed_rejoin_ms;
-  next_sync_ms_ = now + config_.sync_interval_ms;
-  next_reconnect_ms_ = now + config_.reconnect_interval_ms;
+  // The periodic work too, spread over its (scaled) interval: nodes started
+  // together (or restored with a large member list) must not all pull member
+  // lists in the same second.
+  const uint64_t scale = ScaleFactor(ClusterSize());
+  next_seed_ms_ = now + 1 + Uniform(uint64_t{config_.seed_rejoin_ms} * scale);
+  next_sync_ms_ = now + 1 + Uniform(uint64_t{config_.sync_interval_ms} * scale);
+  next_reconnect_ms_ = now + 1 + Uniform(config_.reconnect_interval_ms);
 }
 
 uint64_t Membership::NextTickMs() const {

@@ -32,6 +32,9 @@ struct SimOptions {
   uint64_t start_ms = 1000;
   // Stagger of node start times (node i starts at start_ms + i * stagger_ms).
   uint64_t stagger_ms = 0;
+  // The last `late_nodes` nodes are not started (nor known in a warm start)
+  // until Start(i).
+  size_t late_nodes = 0;
 };
 
 class SimCluster {
@@ -49,15 +52,16 @@ class SimCluster {
       names_.push_back(Name(i));
       infos_.push_back(core::MakeMemberInfo(Name(i), addr, RepairAddr(i)));
     }
-    for (size_t i = 0; i < opts_.nodes; ++i) Boot(i, opts_.start_ms + i * opts_.stagger_ms, 0);
+    const size_t early = opts_.nodes - std::min(opts_.late_nodes, opts_.nodes);
+    for (size_t i = 0; i < early; ++i) Boot(i, opts_.start_ms + i * opts_.stagger_ms, 0);
     if (opts_.warm_start) {
       std::vector<core::MemberUpdate> all;
-      all.reserve(opts_.nodes);
-      for (size_t i = 0; i < opts_.nodes; ++i) {
+      all.reserve(early);
+      for (size_t i = 0; i < early; ++i) {
         all.push_back({core::MemberState::kAlive, nodes_[i].m->incarnation(), infos_[i],
                        nodes_[i].m->boot_id(), {}});
       }
-      for (size_t i = 0; i < opts_.nodes; ++i) nodes_[i].m->Bootstrap(now_, all);
+      for (size_t i = 0; i < early; ++i) nodes_[i].m->Bootstrap(now_, all);
     }
   }
 
@@ -109,6 +113,8 @@ class SimCluster {
   // start time in seconds, as the daemon does).
   void Kill(size_t i) { nodes_.at(i).up = false; }
   void Restart(size_t i, uint64_t incarnation = 0) { Boot(i, now_, incarnation); }
+  // Starts a late node (SimOptions::late_nodes) now.
+  void Start(size_t i) { Boot(i, now_, 0); }
   void Leave(size_t i) {
     core::Actions a;
     nodes_.at(i).m->Leave(now_, &a);
@@ -118,7 +124,8 @@ class SimCluster {
   // ---- Observation ----
   // Node i's view of node j's state; nullopt if i does not know j.
   std::optional<core::MemberState> StateOf(size_t i, size_t j) const {
-    return nodes_.at(i).m->StateOf(names_[j]);
+    if (nodes_.at(i).m == nullptr) return std::nullopt;  // a late node not started
+    return nodes_[i].m->StateOf(names_[j]);
   }
   // Every running node other than j sees j in `state`.
   bool AllSee(size_t j, core::MemberState state) const {
