@@ -60,10 +60,11 @@ void Run(size_t n, const Args& args) {
   o.base.max_members = std::max<size_t>(o.base.max_members, 2 * n);
   SimCluster c(o);
   const gossync::core::MembershipConfig& cfg = c.node(0).config();
-  std::printf("\n== %zu nodes (probe %u ms, gossip %u ms, fanout %u, suspicion_mult %u, "
-              "retransmit_mult %u) ==\n",
-              n, cfg.probe_interval_ms, cfg.gossip_interval_ms, cfg.gossip_fanout,
-              cfg.suspicion_mult, cfg.retransmit_mult);
+  std::printf(
+      "\n== %zu nodes (probe %u ms, gossip %u ms, fanout %u, suspicion_mult %u, "
+      "retransmit_mult %u) ==\n",
+      n, cfg.probe_interval_ms, cfg.gossip_interval_ms, cfg.gossip_fanout, cfg.suspicion_mult,
+      cfg.retransmit_mult);
   std::printf("  set-up: %.1f s wall, peak RSS %ld MB\n", Seconds(wall), PeakRssMb());
   std::fflush(stdout);
 
@@ -104,12 +105,13 @@ void Run(size_t n, const Args& args) {
   };
   const double round_ms = cfg.gossip_interval_ms;
   const double target = std::log2(double(n)) + 3;
-  std::printf("  join: %s%zu/%zu nodes list it; rounds (of %.0f ms) until: half %.1f, 90%% %.1f, "
-              "all %.1f (target log2(N)+3 = %.1f)\n",
-              all_know ? "" : "ONLY ", learned_count, n, round_ms, pct(0.5) / round_ms,
-              pct(0.9) / round_ms, lat.empty() ? 0.0 : lat.back() / round_ms, target);
-  bool joiner_knows = c.RunUntil(
-      [&] { return c.node(joiner).Count(MemberState::kAlive) >= n; }, c.now() + 120000, 100);
+  std::printf(
+      "  join: %s%zu/%zu nodes list it; rounds (of %.0f ms) until: half %.1f, 90%% %.1f, "
+      "all %.1f (target log2(N)+3 = %.1f)\n",
+      all_know ? "" : "ONLY ", learned_count, n, round_ms, pct(0.5) / round_ms, pct(0.9) / round_ms,
+      lat.empty() ? 0.0 : lat.back() / round_ms, target);
+  bool joiner_knows = c.RunUntil([&] { return c.node(joiner).Count(MemberState::kAlive) >= n; },
+                                 c.now() + 120000, 100);
   std::printf("  join: the joiner lists all %zu after %.1f s (%llu sync pages)\n", n,
               (c.now() - t_join) / 1000.0,
               static_cast<unsigned long long>(c.node(joiner).stats().sync_pages_received));
@@ -132,14 +134,16 @@ void Run(size_t n, const Args& args) {
   c.RunFor(5000);
   const uint64_t t_kill = c.now();
   c.Kill(victim);
-  bool detected = c.RunUntil([&] { return c.AllSee(victim, MemberState::kDead); }, t_kill + 300000,
-                             100);
-  const uint64_t min_ms = gossync::core::SuspicionMinMs(cfg.suspicion_mult, n, cfg.probe_interval_ms);
-  std::printf("  failure: first suspicion after %.1f s, first dead %.1f s, %s %.1f s "
-              "(suspicion min %.1f s, max %.1f s)\n",
-              (first_suspect - t_kill) / 1000.0, (first_dead - t_kill) / 1000.0,
-              detected ? "all dead" : "NOT all dead by", (c.now() - t_kill) / 1000.0,
-              min_ms / 1000.0, min_ms * cfg.suspicion_max_mult / 1000.0);
+  bool detected =
+      c.RunUntil([&] { return c.AllSee(victim, MemberState::kDead); }, t_kill + 300000, 100);
+  const uint64_t min_ms =
+      gossync::core::SuspicionMinMs(cfg.suspicion_mult, n, cfg.probe_interval_ms);
+  std::printf(
+      "  failure: first suspicion after %.1f s, first dead %.1f s, %s %.1f s "
+      "(suspicion min %.1f s, max %.1f s)\n",
+      (first_suspect - t_kill) / 1000.0, (first_dead - t_kill) / 1000.0,
+      detected ? "all dead" : "NOT all dead by", (c.now() - t_kill) / 1000.0, min_ms / 1000.0,
+      min_ms * cfg.suspicion_max_mult / 1000.0);
   std::fflush(stdout);
 
   // ---- Loss ----
@@ -175,13 +179,13 @@ void Run(size_t n, const Args& args) {
     if (c.up(i)) ref1 += c.node(i).stats().refutations;
   }
   const double bytes_loss = double(c.bytes_sent() - b0) / n / loss_s;
-  std::printf("  %.0f%% loss, %.0f min: false deaths: %zu members (%llu dead events), %llu suspect "
-              "events, %llu refutations; %.0f bytes/node/s, %.2f packets/node/s\n",
-              args.loss * 100, args.minutes, falsely_dead_members,
-              static_cast<unsigned long long>(false_dead_events),
-              static_cast<unsigned long long>(suspect_events),
-              static_cast<unsigned long long>(ref1 - ref0), bytes_loss,
-              double(c.net().counters().sent - p0) / n / loss_s);
+  std::printf(
+      "  %.0f%% loss, %.0f min: false deaths: %zu members (%llu dead events), %llu suspect "
+      "events, %llu refutations; %.0f bytes/node/s, %.2f packets/node/s\n",
+      args.loss * 100, args.minutes, falsely_dead_members,
+      static_cast<unsigned long long>(false_dead_events),
+      static_cast<unsigned long long>(suspect_events), static_cast<unsigned long long>(ref1 - ref0),
+      bytes_loss, double(c.net().counters().sent - p0) / n / loss_s);
   std::printf("  %.1f s wall for %.0f simulated s, peak RSS %ld MB\n", Seconds(wall),
               (c.now() - 1000) / 1000.0, PeakRssMb());
   std::fflush(stdout);

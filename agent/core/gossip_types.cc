@@ -8,22 +8,32 @@ namespace gossync::core {
 
 const char* MemberStateName(MemberState s) {
   switch (s) {
-    case MemberState::kAlive: return "alive";
-    case MemberState::kSuspect: return "suspect";
-    case MemberState::kDead: return "dead";
-    case MemberState::kLeft: return "left";
+    case MemberState::kAlive:
+      return "alive";
+    case MemberState::kSuspect:
+      return "suspect";
+    case MemberState::kDead:
+      return "dead";
+    case MemberState::kLeft:
+      return "left";
   }
   return "unknown";
 }
 
 const char* MessageTypeName(MessageType t) {
   switch (t) {
-    case MessageType::kPing: return "ping";
-    case MessageType::kAck: return "ack";
-    case MessageType::kPingReq: return "ping_req";
-    case MessageType::kGossip: return "gossip";
-    case MessageType::kSyncRequest: return "sync_request";
-    case MessageType::kSyncPage: return "sync_page";
+    case MessageType::kPing:
+      return "ping";
+    case MessageType::kAck:
+      return "ack";
+    case MessageType::kPingReq:
+      return "ping_req";
+    case MessageType::kGossip:
+      return "gossip";
+    case MessageType::kSyncRequest:
+      return "sync_request";
+    case MessageType::kSyncPage:
+      return "sync_page";
   }
   return "unknown";
 }

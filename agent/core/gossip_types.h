@@ -138,7 +138,7 @@ inline constexpr size_t kSealOverhead = 33;
 // The default budget for an encoded packet before sealing.
 inline constexpr size_t kDefaultMaxPacketBytes = kMaxDatagramBytes - kSealOverhead;
 
-inline constexpr size_t kMaxAddrBytes = 255;       // "host:port"
+inline constexpr size_t kMaxAddrBytes = 255;        // "host:port"
 inline constexpr size_t kMaxUpdatesPerPacket = 64;  // decoder limit
 inline constexpr uint8_t kProtocolVersion = 1;
 

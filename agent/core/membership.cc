@@ -10,16 +10,26 @@ namespace gossync::core {
 
 const char* DropName(Drop d) {
   switch (d) {
-    case Drop::kReplay: return "replay";
-    case Drop::kTooOld: return "too_old";
-    case Drop::kFromSelf: return "from_self";
-    case Drop::kNameConflict: return "name_conflict";
-    case Drop::kNotForUs: return "not_for_us";
-    case Drop::kStaleBoot: return "stale_boot";
-    case Drop::kTableFull: return "table_full";
-    case Drop::kBusy: return "busy";
-    case Drop::kLeaving: return "leaving";
-    case Drop::kUnsolicited: return "unsolicited";
+    case Drop::kReplay:
+      return "replay";
+    case Drop::kTooOld:
+      return "too_old";
+    case Drop::kFromSelf:
+      return "from_self";
+    case Drop::kNameConflict:
+      return "name_conflict";
+    case Drop::kNotForUs:
+      return "not_for_us";
+    case Drop::kStaleBoot:
+      return "stale_boot";
+    case Drop::kTableFull:
+      return "table_full";
+    case Drop::kBusy:
+      return "busy";
+    case Drop::kLeaving:
+      return "leaving";
+    case Drop::kUnsolicited:
+      return "unsolicited";
   }
   return "unknown";
 }
@@ -43,8 +53,11 @@ bool Membership::IsLive(const MemberRecord& m) const {
 }
 
 MemberUpdate Membership::SelfUpdate() const {
-  return MemberUpdate{self_state_, incarnation_, self_,
-                      self_state_ == MemberState::kAlive ? config_.boot_id : 0, {}};
+  return MemberUpdate{self_state_,
+                      incarnation_,
+                      self_,
+                      self_state_ == MemberState::kAlive ? config_.boot_id : 0,
+                      {}};
 }
 
 void Membership::SetLocalState(const Hash256& root, uint64_t entry_count, uint64_t hlc) {
@@ -65,10 +78,16 @@ void Membership::Apply(uint64_t now, const MemberUpdate& u, Origin origin, Actio
     return;
   }
   switch (u.state) {
-    case MemberState::kAlive: ApplyAlive(now, u, origin, out); break;
-    case MemberState::kSuspect: ApplySuspect(now, u, origin, out); break;
+    case MemberState::kAlive:
+      ApplyAlive(now, u, origin, out);
+      break;
+    case MemberState::kSuspect:
+      ApplySuspect(now, u, origin, out);
+      break;
     case MemberState::kDead:
-    case MemberState::kLeft: ApplyDeadOrLeft(now, u, origin, out); break;
+    case MemberState::kLeft:
+      ApplyDeadOrLeft(now, u, origin, out);
+      break;
   }
 }
 
@@ -124,8 +143,8 @@ uint32_t Membership::AddMember(uint64_t now, const MemberUpdate& u, bool report,
   size_t lo = std::min(probe_pos_, probe_order_.size() - 1);
   std::swap(probe_order_.back(), probe_order_[lo + Uniform(probe_order_.size() - lo)]);
   if (report) {
-    out->events.push_back({u.info->name, std::nullopt, MemberState::kAlive, u.incarnation,
-                           u.info->gossip_addr});
+    out->events.push_back(
+        {u.info->name, std::nullopt, MemberState::kAlive, u.incarnation, u.info->gossip_addr});
   }
   return slot;
 }
@@ -197,8 +216,7 @@ void Membership::ApplySuspect(uint64_t now, const MemberUpdate& u, Origin origin
   if (rebroadcast) queue_.Enqueue(u);
 }
 
-void Membership::ApplyDeadOrLeft(uint64_t now, const MemberUpdate& u, Origin origin,
-                                 Actions* out) {
+void Membership::ApplyDeadOrLeft(uint64_t now, const MemberUpdate& u, Origin origin, Actions* out) {
   uint32_t slot = table_.Find(u.info->name);
   if (slot == MemberTable::kNone) return;  // a death we never saw the life of
   MemberRecord& m = table_.at(slot);
@@ -258,8 +276,8 @@ void Membership::Reap(uint64_t now, Actions* out) {
     uint32_t slot = reap_at_.begin()->second;
     reap_at_.erase(reap_at_.begin());
     MemberRecord& m = table_.at(slot);
-    out->events.push_back({m.info->name, m.state, std::nullopt, m.incarnation,
-                           m.info->gossip_addr});
+    out->events.push_back(
+        {m.info->name, m.state, std::nullopt, m.incarnation, m.info->gossip_addr});
     --count_[static_cast<int>(m.state)];
     if (sync_.active && sync_.peer.name == m.info->name) sync_.active = false;
     table_.Erase(slot);
@@ -313,7 +331,8 @@ void Membership::Bootstrap(uint64_t now_ms, const std::vector<MemberUpdate>& mem
   Actions ignored;
   table_.Reserve(table_.size() + members.size());
   for (const MemberUpdate& u : members) {
-    if (u.state != MemberState::kAlive || u.info == nullptr || u.info->name == self_->name) continue;
+    if (u.state != MemberState::kAlive || u.info == nullptr || u.info->name == self_->name)
+      continue;
     if (table_.Find(u.info->name) != MemberTable::kNone) continue;
     if (AddMember(now_ms, u, false, &ignored) != MemberTable::kNone) joined_ = true;
   }

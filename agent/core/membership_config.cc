@@ -9,8 +9,8 @@ namespace gossync::core {
 namespace {
 void Range(std::string* errors, const char* key, uint64_t v, uint64_t lo, uint64_t hi) {
   if (v < lo || v > hi) {
-    *errors += std::string(errors->empty() ? "" : "; ") + key + ": must be " +
-               std::to_string(lo) + ".." + std::to_string(hi) + ", not " + std::to_string(v);
+    *errors += std::string(errors->empty() ? "" : "; ") + key + ": must be " + std::to_string(lo) +
+               ".." + std::to_string(hi) + ", not " + std::to_string(v);
   }
 }
 }  // namespace
@@ -54,7 +54,8 @@ Status MembershipConfig::Validate() const {
 uint32_t ScaleFactor(size_t n) {
   constexpr double kThreshold = 32;
   if (n <= kThreshold) return 1;
-  return 1 + static_cast<uint32_t>(std::ceil(std::log2(static_cast<double>(n)) - std::log2(kThreshold)));
+  return 1 + static_cast<uint32_t>(
+                 std::ceil(std::log2(static_cast<double>(n)) - std::log2(kThreshold)));
 }
 
 }  // namespace gossync::core

@@ -15,14 +15,14 @@ namespace gossync::core {
 
 struct MembershipConfig {
   // ---- Identity ----
-  std::string name;         // this node (IsValidNodeName); unique in the cluster
-  std::string gossip_addr;  // advertised UDP address; "" = peers use the source address
-  std::string repair_addr;  // advertised TCP address of the repair service (may be "")
-  uint64_t boot_id = 0;     // != 0, greater at every process start, unique in the cluster:
-                            // max((unix ms << 16) | 16 random bits, persisted last + 1)
+  std::string name;                  // this node (IsValidNodeName); unique in the cluster
+  std::string gossip_addr;           // advertised UDP address; "" = peers use the source address
+  std::string repair_addr;           // advertised TCP address of the repair service (may be "")
+  uint64_t boot_id = 0;              // != 0, greater at every process start, unique in the cluster:
+                                     // max((unix ms << 16) | 16 random bits, persisted last + 1)
   uint64_t initial_incarnation = 0;  // above any incarnation of an earlier run: unix
                                      // seconds; if not, refutation catches up
-  uint64_t rng_seed = 0;    // seeds every random choice (targets, probe ids, jitter)
+  uint64_t rng_seed = 0;             // seeds every random choice (targets, probe ids, jitter)
   std::vector<std::string> seeds;    // gossip addresses ("host:port") to join through
 
   // ---- Failure detection (SWIM + Lifeguard) ----
@@ -42,21 +42,21 @@ struct MembershipConfig {
                                        // hear that they are dead and refute
 
   // ---- Joining, healing, forgetting ----
-  uint32_t join_retry_ms = 1000;        // first retry of the seeds while none answers...
-  uint32_t join_retry_max_ms = 30000;   // ... doubling up to this
-  uint32_t seed_rejoin_ms = 60000;      // a joined node pings a random seed this often
-                                        // (times ScaleFactor(N)), so partitions whose
-                                        // members were reaped find each other; 0 = never
-  uint32_t sync_interval_ms = 30000;    // member-list pull from a random member this often
-                                        // (times ScaleFactor(N)); 0 = only when joining
+  uint32_t join_retry_ms = 1000;           // first retry of the seeds while none answers...
+  uint32_t join_retry_max_ms = 30000;      // ... doubling up to this
+  uint32_t seed_rejoin_ms = 60000;         // a joined node pings a random seed this often
+                                           // (times ScaleFactor(N)), so partitions whose
+                                           // members were reaped find each other; 0 = never
+  uint32_t sync_interval_ms = 30000;       // member-list pull from a random member this often
+                                           // (times ScaleFactor(N)); 0 = only when joining
   uint32_t reconnect_interval_ms = 10000;  // a random dead member is pinged this often; 0 = never
-  uint64_t dead_reap_ms = 3600 * 1000;  // dead and left members are forgotten after this
+  uint64_t dead_reap_ms = 3600 * 1000;     // dead and left members are forgotten after this
 
   // ---- Bounds ----
   size_t max_packet_bytes = kDefaultMaxPacketBytes;  // encoded, before sealing
-  size_t max_members = 65536;     // members held; more are dropped and counted
-  size_t max_broadcasts = 4096;   // queued piggyback updates (one per member at most)
-  size_t max_pending = 64;        // outstanding challenges, join pings and relayed probes
+  size_t max_members = 65536;                        // members held; more are dropped and counted
+  size_t max_broadcasts = 4096;  // queued piggyback updates (one per member at most)
+  size_t max_pending = 64;       // outstanding challenges, join pings and relayed probes
 
   // Every problem, naming the field ("gossip_fanout: must be 1..16").
   Status Validate() const;

@@ -181,8 +181,8 @@ void Membership::HandlePacket(uint64_t now, std::string_view from_addr, const Pa
   }
   if (self_state_ == MemberState::kLeft) {
     // Answer pings, so probers learn from the header that we left.
-    if (ping != nullptr) Send(Dest{std::string(from_addr), name, p.boot_id}, Ack{ping->probe_id},
-                              true, out);
+    if (ping != nullptr)
+      Send(Dest{std::string(from_addr), name, p.boot_id}, Ack{ping->probe_id}, true, out);
     drop(Drop::kLeaving);
     return;
   }
@@ -219,9 +219,14 @@ void Membership::HandlePacket(uint64_t now, std::string_view from_addr, const Pa
     const Contact* c = table_.at(slot).contact.get();
     if (c != nullptr && c->window_boot == p.boot_id) {
       switch (c->window.Check(p.seq)) {
-        case ReplayWindow::Verdict::kDuplicate: drop(Drop::kReplay); return;
-        case ReplayWindow::Verdict::kTooOld: drop(Drop::kTooOld); return;
-        case ReplayWindow::Verdict::kFresh: break;
+        case ReplayWindow::Verdict::kDuplicate:
+          drop(Drop::kReplay);
+          return;
+        case ReplayWindow::Verdict::kTooOld:
+          drop(Drop::kTooOld);
+          return;
+        case ReplayWindow::Verdict::kFresh:
+          break;
       }
     }
   }
@@ -234,8 +239,11 @@ void Membership::HandlePacket(uint64_t now, std::string_view from_addr, const Pa
   }
   const bool left = p.sender_state == MemberState::kLeft;
   Apply(now,
-        MemberUpdate{left ? MemberState::kLeft : MemberState::kAlive, p.incarnation, info,
-                     left ? 0 : p.boot_id, {}},
+        MemberUpdate{left ? MemberState::kLeft : MemberState::kAlive,
+                     p.incarnation,
+                     info,
+                     left ? 0 : p.boot_id,
+                     {}},
         Origin::kDirect, out);
   slot = table_.Find(name);
   if (slot == MemberTable::kNone || table_.at(slot).info->gossip_addr != info->gossip_addr) {
@@ -444,8 +452,8 @@ void Membership::TickProbe(uint64_t now, Actions* out) {
     uint32_t slot = table_.Find(probe_.target);
     if (slot != MemberTable::kNone) {
       const MemberRecord& t = table_.at(slot);
-      PingReq req{probe_.probe_id, t.info->name, t.info->gossip_addr, t.boot, t.incarnation,
-                  t.state};
+      PingReq req{probe_.probe_id, t.info->name,  t.info->gossip_addr,
+                  t.boot,          t.incarnation, t.state};
       for (uint32_t helper : RandomMembers(config_.indirect_checks, slot, now, false)) {
         ++stats_.indirect_probes;
         Send(DestOf(table_.at(helper)), req, true, out);
@@ -503,7 +511,9 @@ std::vector<uint32_t> Membership::RandomMembers(size_t k, uint32_t exclude, uint
     return recent_dead && m.state == MemberState::kDead &&
            now < m.state_change_ms + config_.gossip_to_dead_ms;
   };
-  auto taken = [&](uint32_t s) { return std::find(chosen.begin(), chosen.end(), s) != chosen.end(); };
+  auto taken = [&](uint32_t s) {
+    return std::find(chosen.begin(), chosen.end(), s) != chosen.end();
+  };
   // Sampling slots at random is uniform and O(k) while most slots hold live
   // members; a scan from a random start finishes the job when they do not.
   for (size_t tries = 0; tries < 3 * k + 8 && chosen.size() < k; ++tries) {
@@ -580,8 +590,7 @@ void Membership::ServeSync(const Dest& to, uint32_t cursor, Actions* out) {
   ++stats_.sync_pages_served;
   // Sized with the largest cursor, which is filled in at the end.
   Packet page = MakePacket(to, SyncPage{UINT32_MAX, false});
-  size_t budget = config_.max_packet_bytes - EncodedSizeWithoutUpdates(page) -
-                  kUpdateListHeaderMax;
+  size_t budget = config_.max_packet_bytes - EncodedSizeWithoutUpdates(page) - kUpdateListHeaderMax;
   std::vector<MemberUpdate> records;
   uint32_t s = cursor;
   size_t used = 0;

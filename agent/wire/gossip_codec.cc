@@ -9,12 +9,18 @@ namespace gossync::wire {
 
 const char* GossipDropName(GossipDrop d) {
   switch (d) {
-    case GossipDrop::kNone: return "none";
-    case GossipDrop::kTooLarge: return "too_large";
-    case GossipDrop::kUnknownType: return "unknown_type";
-    case GossipDrop::kBadVersion: return "bad_version";
-    case GossipDrop::kMalformed: return "malformed";
-    case GossipDrop::kInvalid: return "invalid";
+    case GossipDrop::kNone:
+      return "none";
+    case GossipDrop::kTooLarge:
+      return "too_large";
+    case GossipDrop::kUnknownType:
+      return "unknown_type";
+    case GossipDrop::kBadVersion:
+      return "bad_version";
+    case GossipDrop::kMalformed:
+      return "malformed";
+    case GossipDrop::kInvalid:
+      return "invalid";
   }
   return "unknown";
 }
@@ -76,7 +82,8 @@ void PackBody(Packer& pk, const core::Body& body) {
 void PackUpdate(Packer& pk, const core::MemberUpdate& u) {
   GOSSYNC_CHECK(u.info != nullptr);
   const bool alive = u.state == core::MemberState::kAlive;
-  const bool accused = u.state == core::MemberState::kSuspect || u.state == core::MemberState::kDead;
+  const bool accused =
+      u.state == core::MemberState::kSuspect || u.state == core::MemberState::kDead;
   static const std::string kEmpty;
   pk.pack_array(kUpdateFields);
   PackState(pk, u.state);
@@ -169,12 +176,18 @@ Result<core::Body> ReadBody(core::MessageType type, const ArrayReader& b) {
 
 size_t BodyFields(core::MessageType type) {
   switch (type) {
-    case core::MessageType::kPing: return 3;
-    case core::MessageType::kAck: return 1;
-    case core::MessageType::kPingReq: return 6;
-    case core::MessageType::kGossip: return 3;
-    case core::MessageType::kSyncRequest: return 1;
-    case core::MessageType::kSyncPage: return 2;
+    case core::MessageType::kPing:
+      return 3;
+    case core::MessageType::kAck:
+      return 1;
+    case core::MessageType::kPingReq:
+      return 6;
+    case core::MessageType::kGossip:
+      return 3;
+    case core::MessageType::kSyncRequest:
+      return 1;
+    case core::MessageType::kSyncPage:
+      return 2;
   }
   return 0;
 }
@@ -195,7 +208,8 @@ Result<std::optional<core::MemberUpdate>> ReadUpdate(const ArrayReader& f) {
   GOSSYNC_RETURN_IF_ERROR(f.Uint(1, "incarnation", &u.incarnation));
   GOSSYNC_RETURN_IF_ERROR(ReadName(f, 2, "name", &name, false));
   const bool alive = u.state == core::MemberState::kAlive;
-  const bool accused = u.state == core::MemberState::kSuspect || u.state == core::MemberState::kDead;
+  const bool accused =
+      u.state == core::MemberState::kSuspect || u.state == core::MemberState::kDead;
   // An alive member must be reachable: its gossip address is required.
   GOSSYNC_RETURN_IF_ERROR(ReadAddr(f, 3, "gossip_addr", &gossip_addr, !alive));
   GOSSYNC_RETURN_IF_ERROR(ReadAddr(f, 4, "repair_addr", &repair_addr, true));
@@ -218,10 +232,10 @@ Result<core::Packet> Decode(std::span<const uint8_t> bytes, GossipDecodeInfo* in
     return s;
   };
   if (bytes.size() > core::kMaxDatagramBytes) {
-    return fail(GossipDrop::kTooLarge, Status::LimitExceeded(
-                                           "gossip packet of " + std::to_string(bytes.size()) +
-                                           " bytes, more than " +
-                                           std::to_string(core::kMaxDatagramBytes)));
+    return fail(
+        GossipDrop::kTooLarge,
+        Status::LimitExceeded("gossip packet of " + std::to_string(bytes.size()) +
+                              " bytes, more than " + std::to_string(core::kMaxDatagramBytes)));
   }
   if (bytes.empty()) return fail(GossipDrop::kMalformed, Status::Corruption("empty gossip packet"));
   if (!KnownType(bytes[0])) {
@@ -246,10 +260,10 @@ Result<core::Packet> Decode(std::span<const uint8_t> bytes, GossipDecodeInfo* in
   uint64_t version = 0;
   if (Status s = f.Uint(0, "version", &version); !s.ok()) return fail(GossipDrop::kInvalid, s);
   if (version != core::kProtocolVersion) {
-    return fail(GossipDrop::kBadVersion,
-                Status::InvalidArgument("gossip protocol version " + std::to_string(version) +
-                                        ", this node speaks " +
-                                        std::to_string(core::kProtocolVersion)));
+    return fail(
+        GossipDrop::kBadVersion,
+        Status::InvalidArgument("gossip protocol version " + std::to_string(version) +
+                                ", this node speaks " + std::to_string(core::kProtocolVersion)));
   }
   core::Packet p;
   std::string name, gossip_addr, repair_addr;
@@ -271,8 +285,8 @@ Result<core::Packet> Decode(std::span<const uint8_t> bytes, GossipDecodeInfo* in
     auto body = f.Array(10, "body", BodyFields(type), kMaxFields);
     if (!body.ok()) return body.status();
     auto b = ReadBody(type, *body);
-    if (!b.ok()) return b.status().Prefixed(std::string("packet.body (") +
-                                            core::MessageTypeName(type) + ")");
+    if (!b.ok())
+      return b.status().Prefixed(std::string("packet.body (") + core::MessageTypeName(type) + ")");
     p.body = std::move(*b);
     auto list = f.Array(11, "updates", 0, core::kMaxUpdatesPerPacket);
     if (!list.ok()) return list.status();
@@ -347,9 +361,9 @@ int FuzzDecodeGossipPacket(const uint8_t* data, size_t size) {
   auto q = DecodeGossipPacket(again);
   GOSSYNC_CHECK(q.ok());
   GOSSYNC_CHECK(*q->sender == *p->sender && q->sender_state == p->sender_state &&
-                q->incarnation == p->incarnation && q->boot_id == p->boot_id &&
-                q->seq == p->seq && q->to == p->to && q->to_boot == p->to_boot &&
-                q->body.index() == p->body.index() && q->updates.size() == p->updates.size());
+                q->incarnation == p->incarnation && q->boot_id == p->boot_id && q->seq == p->seq &&
+                q->to == p->to && q->to_boot == p->to_boot && q->body.index() == p->body.index() &&
+                q->updates.size() == p->updates.size());
   for (size_t i = 0; i < p->updates.size(); ++i) {
     GOSSYNC_CHECK(SameUpdate(p->updates[i], q->updates[i]));
   }

@@ -90,7 +90,7 @@ TEST_CASE("Simulator: no false deaths at 5% packet loss over ten minutes", "[sim
   uint64_t refutations = 0;
   for (size_t i = 0; i < kNodes; ++i) refutations += c.node(i).stats().refutations;
   INFO("seed " << seed << ": " << suspected << " suspicions seen, " << refutations
-                << " refutations");
+               << " refutations");
   CHECK(dead == 0);
   CHECK(suspected > 0);  // the loss did bite; the protocol recovered
   CHECK(refutations > 0);
@@ -122,8 +122,7 @@ TEST_CASE("Simulator: a symmetric partition heals", "[sim]") {
   INFO("reconverged " << c.now() - t0 << " ms after the heal");
 }
 
-TEST_CASE("Simulator: a partition that outlives the reap time heals through the seeds",
-          "[sim]") {
+TEST_CASE("Simulator: a partition that outlives the reap time heals through the seeds", "[sim]") {
   SimOptions o = Options(5);
   o.warm_start = true;
   o.base.dead_reap_ms = 20000;

@@ -58,8 +58,11 @@ class SimCluster {
       std::vector<core::MemberUpdate> all;
       all.reserve(early);
       for (size_t i = 0; i < early; ++i) {
-        all.push_back({core::MemberState::kAlive, nodes_[i].m->incarnation(), infos_[i],
-                       nodes_[i].m->boot_id(), {}});
+        all.push_back({core::MemberState::kAlive,
+                       nodes_[i].m->incarnation(),
+                       infos_[i],
+                       nodes_[i].m->boot_id(),
+                       {}});
       }
       for (size_t i = 0; i < early; ++i) nodes_[i].m->Bootstrap(now_, all);
     }
@@ -177,9 +180,7 @@ class SimCluster {
     size_t node;
     int64_t packet;  // index into packets_, or -1 for a tick
     size_t from;
-    bool operator>(const Event& o) const {
-      return time != o.time ? time > o.time : seq > o.seq;
-    }
+    bool operator>(const Event& o) const { return time != o.time ? time > o.time : seq > o.seq; }
   };
 
   static uint64_t Mix(uint64_t a, uint64_t b) {

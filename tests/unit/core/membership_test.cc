@@ -183,7 +183,7 @@ TEST_CASE("Membership: a restarted sender, sequence back at 1, is heard at once"
   Actions out;
   for (int i = 0; i < 10; ++i) a.HandlePacket(1000, "10.0.0.2:7946", b.To(a, Gossip{}), &out);
   Peer b2 = MakePeer("b", 2, kBootB + (uint64_t{1} << 16));  // seq starts over
-  b2.inc = 0;                                                 // and even a lower incarnation
+  b2.inc = 0;                                                // and even a lower incarnation
   out.Clear();
   a.HandlePacket(2000, "10.0.0.2:7946", b2.To(a, Gossip{Root(9), 1, 1}), &out);
   CHECK(a.Find("b")->root == Root(9));
@@ -202,15 +202,15 @@ TEST_CASE("Membership: an old incarnation cannot bring a dead member back", "[me
   Membership a(Config("a", "10.0.0.1:7946", kBootA));
   Peer b = MakePeer("b", 2);
   Actions out;
-  a.HandlePacket(1000, "10.0.0.2:7946",
-                 b.To(a, Gossip{}, {Claim(MemberState::kAlive, "x", 5)}), &out);
+  a.HandlePacket(1000, "10.0.0.2:7946", b.To(a, Gossip{}, {Claim(MemberState::kAlive, "x", 5)}),
+                 &out);
   REQUIRE(a.Find("x")->state == MemberState::kAlive);
   a.HandlePacket(1001, "10.0.0.2:7946", b.To(a, Gossip{}, {Claim(MemberState::kDead, "x", 5)}),
                  &out);
   REQUIRE(a.Find("x")->state == MemberState::kDead);
   for (uint64_t inc : {0, 4, 5}) {
-    a.HandlePacket(1002, "10.0.0.2:7946",
-                   b.To(a, Gossip{}, {Claim(MemberState::kAlive, "x", inc)}), &out);
+    a.HandlePacket(1002, "10.0.0.2:7946", b.To(a, Gossip{}, {Claim(MemberState::kAlive, "x", inc)}),
+                   &out);
     CHECK(a.Find("x")->state == MemberState::kDead);
   }
   // Nor can a suspicion at the same incarnation.
@@ -240,8 +240,8 @@ TEST_CASE("Membership: claims about ourselves are refuted with a higher incarnat
     CHECK(a.stats().refutations == 1);
   }
   SECTION("declared dead at a later incarnation than ours (we restarted)") {
-    a.HandlePacket(1000, "10.0.0.2:7946",
-                   b.To(a, Gossip{}, {Claim(MemberState::kDead, "a", 7, 1)}), &out);
+    a.HandlePacket(1000, "10.0.0.2:7946", b.To(a, Gossip{}, {Claim(MemberState::kDead, "a", 7, 1)}),
+                   &out);
     CHECK(a.incarnation() == 8);
   }
   SECTION("a ping from a prober that suspects us: the ack carries the refutation") {
@@ -349,8 +349,11 @@ TEST_CASE("Membership: packets stay within the byte budget with the largest fiel
   for (int i = 0; i < 300; ++i) {
     std::string name = std::to_string(i) + std::string(60, 'm');
     name.resize(63);
-    MemberUpdate u{MemberState::kAlive, ~uint64_t{0}, MakeMemberInfo(name, big_addr, big_addr),
-                   ~uint64_t{0}, {}};
+    MemberUpdate u{MemberState::kAlive,
+                   ~uint64_t{0},
+                   MakeMemberInfo(name, big_addr, big_addr),
+                   ~uint64_t{0},
+                   {}};
     a.HandlePacket(now++, "10.0.0.2:7946", b.To(a.name(), a.boot_id(), Gossip{}, {u}), &out);
   }
   REQUIRE(a.broadcasts().size() > 200);
@@ -393,7 +396,8 @@ TEST_CASE("Membership: a joiner pulls the seed's member list page by page", "[me
   Actions out;
   Peer b = MakePeer("b", 2);
   std::vector<MemberUpdate> many;
-  for (int i = 0; i < 300; ++i) many.push_back(Claim(MemberState::kAlive, "m" + std::to_string(i), 1));
+  for (int i = 0; i < 300; ++i)
+    many.push_back(Claim(MemberState::kAlive, "m" + std::to_string(i), 1));
   s.Bootstrap(1000, many);
   REQUIRE(s.Members().size() == 300);
 

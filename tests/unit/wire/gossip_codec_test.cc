@@ -29,7 +29,10 @@ Packet Base(core::Body body) {
 
 std::vector<MemberUpdate> SomeUpdates() {
   return {
-      {MemberState::kAlive, 7, core::MakeMemberInfo("gamma", "[::1]:7946", "gamma.lan:7947"), 55,
+      {MemberState::kAlive,
+       7,
+       core::MakeMemberInfo("gamma", "[::1]:7946", "gamma.lan:7947"),
+       55,
        {}},
       {MemberState::kSuspect, 3, core::MakeMemberInfo("delta", "", ""), 0, "alpha"},
       {MemberState::kDead, 4, core::MakeMemberInfo("eps", "", ""), 0, "beta"},
@@ -91,16 +94,20 @@ TEST_CASE("GossipCodec: every message type survives a round trip, at the modelle
   }
 }
 
-TEST_CASE("GossipCodec: the size model matches the encoder for random packets",
-          "[gossip_codec]") {
+TEST_CASE("GossipCodec: the size model matches the encoder for random packets", "[gossip_codec]") {
   GOSSYNC_SEEDED_RNG(77);
   auto rnd_uint = [&]() -> uint64_t {
     switch (rng() % 5) {
-      case 0: return rng() % 128;
-      case 1: return rng() % 256;
-      case 2: return rng() % 65536;
-      case 3: return rng() % (uint64_t{1} << 32);
-      default: return rng();
+      case 0:
+        return rng() % 128;
+      case 1:
+        return rng() % 256;
+      case 2:
+        return rng() % 65536;
+      case 3:
+        return rng() % (uint64_t{1} << 32);
+      default:
+        return rng();
     }
   };
   auto rnd_name = [&](size_t max) {
@@ -149,7 +156,8 @@ TEST_CASE("GossipCodec: a fully packed packet stays under 1,200 bytes sealed",
   // node with the longest name and addresses; every packet it sends, encoded
   // for real, plus the sealing overhead, stays under the datagram limit.
   const std::string label(63, 'h');
-  const std::string addr = label + "." + label + "." + label + "." + std::string(57, 'h') + ":65535";
+  const std::string addr =
+      label + "." + label + "." + label + "." + std::string(57, 'h') + ":65535";
   core::MembershipConfig c;
   c.name = std::string(63, 'a');
   c.gossip_addr = addr;
@@ -162,8 +170,11 @@ TEST_CASE("GossipCodec: a fully packed packet stays under 1,200 bytes sealed",
   for (int i = 0; i < 400; ++i) {
     std::string name = std::to_string(i) + std::string(63, 'm');
     name.resize(63);
-    members.push_back(
-        {MemberState::kAlive, ~uint64_t{0}, core::MakeMemberInfo(name, addr, addr), ~uint64_t{0}, {}});
+    members.push_back({MemberState::kAlive,
+                       ~uint64_t{0},
+                       core::MakeMemberInfo(name, addr, addr),
+                       ~uint64_t{0},
+                       {}});
   }
   m.Bootstrap(1000, members);
   // A sender with maximal fields whose packets piggyback all 400 as news.
@@ -297,9 +308,7 @@ TEST_CASE("GossipCodec: unknown types, versions and states are told apart",
   CHECK(p->updates[0].info->name == "delta");
 
   // Fields appended by a newer version are ignored.
-  auto extra = WithField(11, [](auto& pk) {
-    pk.pack_array(0);
-  });
+  auto extra = WithField(11, [](auto& pk) { pk.pack_array(0); });
   extra[1] = static_cast<uint8_t>(0x90 | 13);  // fixarray of 13: one more field...
   extra.push_back(0x05);                       // ...holding 5
   CHECK(DropOf(extra) == GossipDrop::kNone);
@@ -308,35 +317,35 @@ TEST_CASE("GossipCodec: unknown types, versions and states are told apart",
 TEST_CASE("GossipCodec: every field is validated", "[gossip_codec][hostile]") {
   auto str = [](std::string s) { return [s](auto& pk) { pk.pack(s); }; };
   auto num = [](uint64_t v) { return [v](auto& pk) { pk.pack(v); }; };
-  CHECK(DropOf(WithField(1, str("Alpha"))) == GossipDrop::kInvalid);           // name
+  CHECK(DropOf(WithField(1, str("Alpha"))) == GossipDrop::kInvalid);  // name
   CHECK(DropOf(WithField(1, str(""))) == GossipDrop::kInvalid);
   CHECK(DropOf(WithField(1, str(std::string(64, 'a')))) == GossipDrop::kInvalid);
-  CHECK(DropOf(WithField(1, num(3))) == GossipDrop::kInvalid);                 // type
-  CHECK(DropOf(WithField(2, num(1))) == GossipDrop::kInvalid);                 // suspect sender
+  CHECK(DropOf(WithField(1, num(3))) == GossipDrop::kInvalid);  // type
+  CHECK(DropOf(WithField(2, num(1))) == GossipDrop::kInvalid);  // suspect sender
   CHECK(DropOf(WithField(2, num(4))) == GossipDrop::kInvalid);
-  CHECK(DropOf(WithField(4, str("10.0.0.1"))) == GossipDrop::kInvalid);        // no port
+  CHECK(DropOf(WithField(4, str("10.0.0.1"))) == GossipDrop::kInvalid);  // no port
   CHECK(DropOf(WithField(4, str("10.0.0.1:0"))) == GossipDrop::kInvalid);
   CHECK(DropOf(WithField(4, str("10.0.0.1:65536"))) == GossipDrop::kInvalid);
-  CHECK(DropOf(WithField(4, str("::1:7946"))) == GossipDrop::kInvalid);        // unbracketed v6
+  CHECK(DropOf(WithField(4, str("::1:7946"))) == GossipDrop::kInvalid);  // unbracketed v6
   CHECK(DropOf(WithField(4, str("a b:1"))) == GossipDrop::kInvalid);
   CHECK(DropOf(WithField(5, str("x:1:2"))) == GossipDrop::kInvalid);
-  CHECK(DropOf(WithField(6, num(0))) == GossipDrop::kInvalid);                 // boot id
-  CHECK(DropOf(WithField(7, num(0))) == GossipDrop::kInvalid);                 // seq
-  CHECK(DropOf(WithField(8, str("-x"))) == GossipDrop::kInvalid);              // to
-  CHECK(DropOf(WithField(8, str(""))) == GossipDrop::kInvalid);                // to_boot without to
+  CHECK(DropOf(WithField(6, num(0))) == GossipDrop::kInvalid);     // boot id
+  CHECK(DropOf(WithField(7, num(0))) == GossipDrop::kInvalid);     // seq
+  CHECK(DropOf(WithField(8, str("-x"))) == GossipDrop::kInvalid);  // to
+  CHECK(DropOf(WithField(8, str(""))) == GossipDrop::kInvalid);    // to_boot without to
   CHECK(DropOf(WithField(3, [](auto& pk) { pk.pack(-1); })) == GossipDrop::kInvalid);
-  CHECK(DropOf(WithField(10, [](auto& pk) {                                    // short body
+  CHECK(DropOf(WithField(10, [](auto& pk) {  // short body
           pk.pack_array(2);
           pk.pack(1);
           pk.pack(2);
         })) == GossipDrop::kInvalid);
-  CHECK(DropOf(WithField(10, [](auto& pk) {                                    // bad target state
+  CHECK(DropOf(WithField(10, [](auto& pk) {  // bad target state
           pk.pack_array(3);
           pk.pack(1);
           pk.pack(2);
           pk.pack(7);
         })) == GossipDrop::kInvalid);
-  CHECK(DropOf(WithField(11, [](auto& pk) {                                    // too many updates
+  CHECK(DropOf(WithField(11, [](auto& pk) {  // too many updates
           pk.pack_array(65);
           for (int i = 0; i < 65; ++i) {
             pk.pack_array(7);
