@@ -72,12 +72,19 @@ void Run(size_t n, const Args& args) {
 
   // ---- Quiet cluster: what membership costs ----
   uint64_t b0 = c.bytes_sent(), p0 = c.net().counters().sent;
-  const double quiet_s = 60;
+  const SimCluster::PerType tb0 = c.bytes_by_type(), tp0 = c.packets_by_type();
+  const double quiet_s = 300;  // covers the scaled member-list sync period up to 10,000 nodes
   c.RunFor(static_cast<uint64_t>(quiet_s * 1000));
   const double bytes_quiet = double(c.bytes_sent() - b0) / n / quiet_s;
   const double pkts_quiet = double(c.net().counters().sent - p0) / n / quiet_s;
-  std::printf("  quiet: %.0f bytes/node/s, %.2f packets/node/s (%.0f bytes/packet)\n", bytes_quiet,
-              pkts_quiet, bytes_quiet / pkts_quiet);
+  std::printf("  quiet: %.0f bytes/node/s, %.2f packets/node/s (%.0f bytes/packet); by type:",
+              bytes_quiet, pkts_quiet, bytes_quiet / pkts_quiet);
+  for (int t = 1; t <= 6; ++t) {
+    std::printf(" %s %.0f B/%.2f pkt", gossync::core::MessageTypeName(gossync::core::MessageType(t)),
+                double(c.bytes_by_type()[t] - tb0[t]) / n / quiet_s,
+                double(c.packets_by_type()[t] - tp0[t]) / n / quiet_s);
+  }
+  std::printf("\n");
   std::fflush(stdout);
 
   // ---- A join ----

@@ -21,13 +21,13 @@ void BroadcastQueue::Enqueue(MemberUpdate update) {
   GOSSYNC_CHECK(update.info != nullptr);
   auto it = entries_.find(std::string_view(update.info->name));
   if (it != entries_.end()) {
-    order_.erase(Key{it->second.transmits, it->second.id, &it->first});
+    order_.erase(Key{it->second.transmits, it->second.id, &*it});
   } else {
     if (entries_.size() >= max_entries_) {
       // The entry sent the most (the oldest among equals) has done the most
       // of its work already.
       auto last = std::prev(order_.end());
-      auto victim = entries_.find(std::string_view(*last->name));
+      std::string victim = last->item->first;
       order_.erase(last);
       entries_.erase(victim);
       ++evicted_;
@@ -37,7 +37,7 @@ void BroadcastQueue::Enqueue(MemberUpdate update) {
   it->second.update = std::move(update);
   it->second.transmits = 0;
   it->second.id = next_id_++;
-  order_.insert(Key{0, it->second.id, &it->first});
+  order_.insert(Key{0, it->second.id, &*it});
 }
 
 size_t BroadcastQueue::Fill(size_t budget, int transmit_limit, size_t max_count,
@@ -48,20 +48,19 @@ size_t BroadcastQueue::Fill(size_t budget, int transmit_limit, size_t max_count,
   size_t scanned = 0;
   for (auto k = order_.begin(); k != order_.end() && taken.size() < max_count; ++k) {
     if (budget - used < kMinUpdateBytes || ++scanned > kMaxScan) break;
-    const Entry& e = entries_.find(std::string_view(*k->name))->second;
-    size_t n = EncodedSize(e.update);
+    size_t n = EncodedSize(k->item->second.update);
     if (n > budget - used) continue;  // a smaller one further on may fit
     used += n;
     taken.push_back(*k);
   }
   for (const Key& k : taken) {
-    auto it = entries_.find(std::string_view(*k.name));
+    Entry& e = k.item->second;
     order_.erase(k);
-    out->push_back(it->second.update);
-    if (++it->second.transmits >= static_cast<uint32_t>(transmit_limit)) {
-      entries_.erase(it);
+    out->push_back(e.update);
+    if (++e.transmits >= static_cast<uint32_t>(transmit_limit)) {
+      entries_.erase(entries_.find(std::string_view(k.item->first)));
     } else {
-      order_.insert(Key{it->second.transmits, it->second.id, &it->first});
+      order_.insert(Key{e.transmits, e.id, k.item});
     }
   }
   return used;
@@ -70,7 +69,7 @@ size_t BroadcastQueue::Fill(size_t budget, int transmit_limit, size_t max_count,
 void BroadcastQueue::Erase(std::string_view name) {
   auto it = entries_.find(name);
   if (it == entries_.end()) return;
-  order_.erase(Key{it->second.transmits, it->second.id, &it->first});
+  order_.erase(Key{it->second.transmits, it->second.id, &*it});
   entries_.erase(it);
 }
 

@@ -60,25 +60,25 @@ class BroadcastQueue {
     uint32_t transmits = 0;
     uint64_t id = 0;  // enqueue order; higher is newer
   };
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  using Map = std::unordered_map<std::string, Entry, struct Hash, std::equal_to<>>;
   // Sending order: fewest transmissions, then newest.
   struct Key {
     uint32_t transmits;
     uint64_t id;
-    const std::string* name;  // the key of entries_ (node-based map: stable)
+    Map::value_type* item;  // in entries_ (a node-based map: stable)
     bool operator<(const Key& o) const {
       if (transmits != o.transmits) return transmits < o.transmits;
       return id > o.id;
     }
   };
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
-
   size_t max_entries_;
   uint64_t next_id_ = 1;
   uint64_t evicted_ = 0;
-  std::unordered_map<std::string, Entry, Hash, std::equal_to<>> entries_;
+  Map entries_;
   std::set<Key> order_;
 };
 

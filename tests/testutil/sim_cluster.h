@@ -8,6 +8,7 @@
 // low three bytes). Single-threaded.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -166,6 +167,10 @@ class SimCluster {
   uint64_t events() const { return event_count_; }
   uint64_t packets_delivered() const { return delivered_; }
   uint64_t bytes_sent() const { return bytes_; }  // encoded + seal overhead
+  // Sent packets and bytes by core::MessageType (index = the type's value).
+  using PerType = std::array<uint64_t, 8>;
+  const PerType& packets_by_type() const { return packets_by_type_; }
+  const PerType& bytes_by_type() const { return bytes_by_type_; }
 
  private:
   struct NodeState {
@@ -247,6 +252,9 @@ class SimCluster {
       auto it = addr_to_node_.find(o.to);
       size_t size = core::EncodedSize(o.packet) + core::kSealOverhead;
       bytes_ += size;
+      const auto type = static_cast<size_t>(core::TypeOf(o.packet.body));
+      ++packets_by_type_[type];
+      bytes_by_type_[type] += size;
       Hash(now_);
       Hash(i);
       Hash(size);
@@ -308,6 +316,8 @@ class SimCluster {
   uint64_t event_count_ = 0;
   uint64_t delivered_ = 0;
   uint64_t bytes_ = 0;
+  PerType packets_by_type_{};
+  PerType bytes_by_type_{};
 };
 
 }  // namespace gossync::testing
