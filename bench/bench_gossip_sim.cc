@@ -80,7 +80,8 @@ void Run(size_t n, const Args& args) {
   std::printf("  quiet: %.0f bytes/node/s, %.2f packets/node/s (%.0f bytes/packet); by type:",
               bytes_quiet, pkts_quiet, bytes_quiet / pkts_quiet);
   for (int t = 1; t <= 6; ++t) {
-    std::printf(" %s %.0f B/%.2f pkt", gossync::core::MessageTypeName(gossync::core::MessageType(t)),
+    std::printf(" %s %.0f B/%.2f pkt",
+                gossync::core::MessageTypeName(gossync::core::MessageType(t)),
                 double(c.bytes_by_type()[t] - tb0[t]) / n / quiet_s,
                 double(c.packets_by_type()[t] - tp0[t]) / n / quiet_s);
   }
@@ -225,12 +226,15 @@ int main(int argc, char** argv) {
     }
   }
   std::string nodes;
-  for (size_t n : args.nodes) nodes += (nodes.empty() ? "" : ",") + std::to_string(n);
-  std::string cmd = std::string(argv[0]) + " --nodes " + nodes + " --seed " +
-                    std::to_string(args.seed) + " --minutes " + std::to_string(args.minutes) +
-                    " --loss " + std::to_string(args.loss);
-  std::printf("rerun: %s\n", cmd.c_str());
+  for (size_t n : args.nodes) {
+    if (!nodes.empty()) nodes += ',';
+    nodes += std::to_string(n);
+  }
+  char cmd[512];
+  std::snprintf(cmd, sizeof cmd, "%s --nodes %s --seed %llu --minutes %g --loss %g", argv[0],
+                nodes.c_str(), static_cast<unsigned long long>(args.seed), args.minutes, args.loss);
+  std::printf("rerun: %s\n", cmd);
   for (size_t n : args.nodes) Run(n, args);
-  std::printf("\nrerun: %s\n", cmd.c_str());
+  std::printf("\nrerun: %s\n", cmd);
   return 0;
 }

@@ -69,14 +69,22 @@ class SimCluster {
     }
   }
 
-  static std::string Name(size_t i) { return "n" + std::to_string(i); }
-  static std::string Addr(size_t i) {
-    return "10." + std::to_string((i >> 16) & 255) + "." + std::to_string((i >> 8) & 255) + "." +
-           std::to_string(i & 255) + ":7946";
+  // (Built by appending: GCC 12 at -O3 warns falsely on "lit" + std::string.)
+  static std::string Name(size_t i) {
+    std::string s("n");
+    s += std::to_string(i);
+    return s;
   }
-  static std::string RepairAddr(size_t i) {
-    return "10." + std::to_string((i >> 16) & 255) + "." + std::to_string((i >> 8) & 255) + "." +
-           std::to_string(i & 255) + ":7947";
+  static std::string Addr(size_t i) { return Host(i) + ":7946"; }
+  static std::string RepairAddr(size_t i) { return Host(i) + ":7947"; }
+  static std::string Host(size_t i) {
+    std::string s("10.");
+    s += std::to_string((i >> 16) & 255);
+    s += '.';
+    s += std::to_string((i >> 8) & 255);
+    s += '.';
+    s += std::to_string(i & 255);
+    return s;
   }
 
   size_t size() const { return nodes_.size(); }
