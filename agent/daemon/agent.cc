@@ -21,9 +21,8 @@ Status Agent::Start() {
   log->info("starting version={} node={} data_dir=\"{}\" state_dir=\"{}\"", kVersion,
             config_.node, config_.data_dir, config_.state_dir);
 
-  engine_ = std::make_unique<LocalEngine>(loop_->get(), config_, [this](const core::Hash256&) {
-    UpdateSystemdStatus();
-  });
+  engine_ = std::make_unique<LocalEngine>(loop_->get(), config_,
+                                          [this](const core::Hash256&) { OnRootChanged(); });
   admin_ = std::make_unique<AdminServer>(loop_->get());
   InstallAdminHandlers();
   GOSSYNC_RETURN_IF_ERROR(admin_->Listen(config_.admin_socket));
@@ -54,14 +53,45 @@ Status Agent::Start() {
       Shutdown("fatal error", 1);
       return;
     }
-    ready_ = true;
-    log->info("ready root={} entries={} scan_ms={}", core::ToHex(engine_->state().root),
-              engine_->state().counts.live(), engine_->state().last_scan_duration_ms);
-    notifier_.Ready();
-    UpdateSystemdStatus();
+    OnReady();
   });
   return Status::Ok();
 }
+
+void Agent::OnReady() {
+  auto log = Logger("agent");
+  gossip_ = std::make_unique<GossipDriver>(
+      loop_->get(), config_,
+      GossipDriver::Callbacks{
+          .on_root_differs =
+              [](const core::RootDiffers& r) {
+                Logger("repair")->info("root_differs peer={} (repair sessions: not yet)",
+                                       r.member);
+              },
+          .on_member_event = nullptr,
+      });
+  std::string repair_addr = AdvertisedAddress(config_.repair.listen, config_.repair.advertise);
+  if (Status s = gossip_->Start(repair_addr); !s.ok()) {
+    log->critical("start_failed error=\"{}\"", s.message());
+    Shutdown("fatal error", 1);
+    return;
+  }
+  OnRootChanged();
+  ready_ = true;
+  const LocalState& st = engine_->state();
+  log->info("ready root={} entries={} scan_ms={}", core::ToHex(st.root), st.counts.live(),
+            st.last_scan_duration_ms);
+  notifier_.Ready();
+  UpdateSystemdStatus();
+}
+
+void Agent::OnRootChanged() {
+  const LocalState& st = engine_->state();
+  if (gossip_) gossip_->SetLocalState(st.root, st.counts.total(), st.hlc);
+  UpdateSystemdStatus();
+}
+
+bool Agent::Converged() const { return !gossip_ || gossip_->Converged(engine_->state().root); }
 
 void Agent::Shutdown(const std::string& why, int exit_code) {
   if (shutting_down_) return;
@@ -75,12 +105,22 @@ void Agent::Shutdown(const std::string& why, int exit_code) {
   sighup_->Close();
   // The second SIGTERM/SIGINT is ignored while we drain; systemd escalates
   // to SIGKILL after TimeoutStopSec if draining hangs.
-  engine_->Stop([this] {
-    Logger("agent")->info("stopped");
-    sigterm_->Close();
-    sigint_->Close();
-    engine_.reset();
-  });
+  auto stop_engine = [this] {
+    engine_->Stop([this] {
+      Logger("agent")->info("stopped");
+      sigterm_->Close();
+      sigint_->Close();
+      engine_.reset();
+    });
+  };
+  if (gossip_) {
+    gossip_->Leave([this, stop_engine] {
+      gossip_.reset();
+      stop_engine();
+    });
+  } else {
+    stop_engine();
+  }
 }
 
 void Agent::Reload() {
@@ -100,6 +140,9 @@ void Agent::Reload() {
   }
   // LoadConfig checked every value, so nothing below can fail half-way.
   if (Status s = SetLogLevel(next.log_level); !s.ok()) log->error("reload {}", s.message());
+  if (gossip_) {
+    if (Status s = gossip_->Reload(next); !s.ok()) log->error("reload {}", s.message());
+  }
   if (next.ignore != config_.ignore) {
     if (Status s = engine_->SetIgnore(next.ignore); !s.ok()) log->error("reload {}", s.message());
     engine_->Rescan("ignore patterns changed");
@@ -150,11 +193,13 @@ nlohmann::json Agent::StatusJson() const {
         {"hash_retries", s.hash_retries},
         {"walk_errors", s.walk_errors},
         {"rejected", s.rejected}}},
-      {"members", nlohmann::json::array()},
+      {"members", gossip_ ? gossip_->MembersJson() : nlohmann::json::array()},
       {"sessions", nlohmann::json::array()},
       {"last_sync", nlohmann::json::array()},
-      {"converged", true},
+      {"converged", Converged()},
+      {"gossip_address", gossip_ ? gossip_->gossip_address() : ""},
   };
+  j["counters"]["gossip"] = gossip_ ? gossip_->CountersJson() : nlohmann::json::object();
   return j;
 }
 
@@ -162,8 +207,9 @@ void Agent::InstallAdminHandlers() {
   admin_->Handle("status", [this](const nlohmann::json&, AdminServer::Reply reply) {
     reply(StatusJson());
   });
-  admin_->Handle("peers", [](const nlohmann::json&, AdminServer::Reply reply) {
-    reply(nlohmann::json{{"members", nlohmann::json::array()}});
+  admin_->Handle("peers", [this](const nlohmann::json&, AdminServer::Reply reply) {
+    reply(nlohmann::json{
+        {"members", gossip_ ? gossip_->MembersJson() : nlohmann::json::array()}});
   });
 }
 
