@@ -23,12 +23,16 @@ void MemDataset::Put(const Entry& e, std::string content) {
     h->second.erase(e.path);
     if (h->second.empty()) live_files_by_hash_.erase(h);
   }
+  const Hash256 digest = e.Digest();
   if (it != entries_.end()) {
-    tree_.Replace(bucket, it->second.Digest(), e.Digest());
+    Hash256& old = digests_.find(e.path)->second;
+    tree_.Replace(bucket, old, digest);
+    old = digest;
     it->second = e;
   } else {
-    tree_.Insert(bucket, e.Digest());
+    tree_.Insert(bucket, digest);
     entries_.emplace(e.path, e);
+    digests_.emplace(e.path, digest);
     buckets_[bucket].insert(e.path);
   }
   if (e.live() && e.kind == EntryKind::kFile) {
@@ -42,6 +46,17 @@ void MemDataset::Put(const Entry& e, std::string content) {
 
 void MemDataset::CopyFrom(const MemDataset& other) {
   GOSSYNC_CHECK(other.depth_ == depth_);
+  if (entries_.empty()) {  // the fast way: the maps as they are, the tree from the digests
+    entries_ = other.entries_;
+    content_ = other.content_;
+    buckets_ = other.buckets_;
+    live_files_by_hash_ = other.live_files_by_hash_;
+    digests_ = other.digests_;
+    for (const auto& [bucket, paths] : buckets_) {
+      for (const std::string& p : paths) tree_.Insert(bucket, digests_.find(p)->second);
+    }
+    return;
+  }
   for (const auto& [path, e] : other.entries_) {
     const std::string* c = other.Content(path);
     Put(e, c ? *c : std::string());
@@ -74,7 +89,7 @@ Result<std::vector<core::KeyDigest>> MemDataset::ListBucket(uint32_t bucket) {
   auto it = buckets_.find(bucket);
   if (it == buckets_.end()) return out;
   for (const std::string& path : it->second) {
-    out.push_back({core::PathKey(path), core::Truncate(entries_.find(path)->second.Digest())});
+    out.push_back({core::PathKey(path), core::Truncate(digests_.find(path)->second)});
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -225,17 +240,23 @@ bool MemDriver::Execute(const core::RepairAction& action) {
     ++counters_.local_actions;
     ++counters_.pulls_opened;
     const Key key{a->entry.path, a->entry.hash};
-    Temp& t = temps_[key];
-    t.data.resize(a->entry.size, '\0');
+    std::string& t = data_->temp_files[key];
+    t.resize(a->entry.size, '\0');
     open_[a->op] = key;
     // What the temp file holds, then what can be copied from local files:
     // the old version at the path, or any file with the same content.
     const std::string* old = data_->Content(a->entry.path);
     const std::string* same = data_->ContentByHash(a->entry.hash);
+    std::map<Hash256, uint64_t> old_blocks;  // block hash -> index in the old version
+    if (old && !same) {
+      for (uint64_t j = 0; j * a->block_size < old->size(); ++j) {
+        old_blocks.emplace(core::Sha256(BlockOf(*old, j, a->block_size)), j);
+      }
+    }
     std::vector<bool> have(a->block_hashes.size());
     for (size_t i = 0; i < have.size(); ++i) {
       const uint64_t off = uint64_t{i} * a->block_size;
-      if (core::Sha256(BlockOf(t.data, i, a->block_size)) == a->block_hashes[i]) {
+      if (core::Sha256(BlockOf(t, i, a->block_size)) == a->block_hashes[i]) {
         have[i] = true;
         ++counters_.blocks_reused;
         continue;
@@ -243,17 +264,11 @@ bool MemDriver::Execute(const core::RepairAction& action) {
       std::string_view from;
       if (same) {
         from = BlockOf(*same, i, a->block_size);
-      } else if (old) {
-        for (uint64_t j = 0; j * a->block_size < old->size(); ++j) {
-          std::string_view b = BlockOf(*old, j, a->block_size);
-          if (core::Sha256(b) == a->block_hashes[i]) {
-            from = b;
-            break;
-          }
-        }
+      } else if (auto j = old_blocks.find(a->block_hashes[i]); j != old_blocks.end()) {
+        from = BlockOf(*old, j->second, a->block_size);
       }
       if (!from.empty() && core::Sha256(from) == a->block_hashes[i]) {
-        t.data.replace(off, from.size(), from);
+        t.replace(off, from.size(), from);
         have[i] = true;
         ++counters_.blocks_reused;
       }
@@ -267,9 +282,9 @@ bool MemDriver::Execute(const core::RepairAction& action) {
   if (const auto* a = std::get_if<r::WriteBlock>(&action)) {
     ++counters_.local_actions;
     ++counters_.blocks_written;
-    Temp& t = temps_.at(open_.at(a->op));
-    GOSSYNC_CHECK(a->offset + a->data.size() <= t.data.size());
-    std::copy(a->data.begin(), a->data.end(), t.data.begin() + static_cast<ptrdiff_t>(a->offset));
+    std::string& t = data_->temp_files.at(open_.at(a->op));
+    GOSSYNC_CHECK(a->offset + a->data.size() <= t.size());
+    std::copy(a->data.begin(), a->data.end(), t.begin() + static_cast<ptrdiff_t>(a->offset));
     return true;
   }
   if (const auto* a = std::get_if<r::CommitFile>(&action)) {
@@ -277,7 +292,7 @@ bool MemDriver::Execute(const core::RepairAction& action) {
     const Key key = open_.at(a->op);
     open_.erase(a->op);
     Status s;
-    const std::string& data = temps_.at(key).data;
+    const std::string& data = data_->temp_files.at(key);
     if (core::Sha256(data) != a->entry.hash) {
       s = Status::Corruption("temp file of " + a->entry.path + " does not match its hash");
     } else {
@@ -285,7 +300,7 @@ bool MemDriver::Execute(const core::RepairAction& action) {
     }
     if (s.ok()) {
       data_->Put(a->entry, data);
-      temps_.erase(key);
+      data_->temp_files.erase(key);
       ++counters_.commits;
     }
     const uint64_t op = a->op;

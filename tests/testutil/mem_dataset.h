@@ -39,7 +39,7 @@ class MemDataset : public core::DatasetView {
   // content. REQUIRES: ValidateEntry(e); for a live file SHA-256(content)
   // == e.hash and content.size() == e.size.
   void Put(const core::Entry& e, std::string content = {});
-  // Copies everything of `other` (same depth).
+  // Copies everything of `other` (same depth) but its temp files.
   void CopyFrom(const MemDataset& other);
 
   const core::Entry* Find(std::string_view path) const;
@@ -63,6 +63,9 @@ class MemDataset : public core::DatasetView {
 
   // Fault injection: every view read fails with this while set.
   std::optional<Status> fail_reads;
+  // The node's temp area (state_dir/tmp): partial downloads by (path,
+  // content hash). Outlives sessions, so a cut transfer can resume.
+  std::map<std::pair<std::string, core::Hash256>, std::string> temp_files;
 
  private:
   int depth_;
@@ -71,6 +74,7 @@ class MemDataset : public core::DatasetView {
   std::map<std::string, std::string, std::less<>> content_;
   std::map<uint32_t, std::set<std::string>> buckets_;
   std::map<core::Hash256, std::set<std::string>> live_files_by_hash_;
+  std::map<std::string, core::Hash256, std::less<>> digests_;  // Entry::Digest, cached
 };
 
 // A node making local changes to its dataset.
@@ -132,14 +136,9 @@ class MemDriver {
     uint64_t reads = 0;
   };
   const Counters& counters() const { return counters_; }
-  // Temp files by (path, content hash): their bytes survive sessions.
-  size_t temp_count() const { return temps_.size(); }
 
  private:
   using Key = std::pair<std::string, core::Hash256>;
-  struct Temp {
-    std::string data;
-  };
   // The local entry still is what the decision was made against.
   Status CheckExpected(std::string_view path, const std::optional<core::Entry>& expected) const;
   // The live file with `hash` at `path` (or `alt`), for serving the peer.
@@ -147,7 +146,6 @@ class MemDriver {
                                     const core::Hash256& hash) const;
 
   MemDataset* data_;
-  std::map<Key, Temp> temps_;
   std::map<uint64_t, Key> open_;  // op -> temp of a running pull
   std::deque<Completion> completions_;
   Counters counters_;
