@@ -4,9 +4,9 @@ namespace gossync::core {
 
 static_assert(std::variant_size_v<RepairMessage> == kLastMessageType + 2,
               "one alternative per wire type, then UnknownMsg");
-static_assert(std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MessageType::kAbort),
-                                                        RepairMessage>,
-                             AbortMsg>);
+static_assert(std::is_same_v<
+              std::variant_alternative_t<static_cast<size_t>(MessageType::kAbort), RepairMessage>,
+              AbortMsg>);
 
 ShortDigest Truncate(const Hash256& digest) {
   uint64_t v = 0;
@@ -18,8 +18,8 @@ uint64_t PathKey(std::string_view path) { return Truncate(Sha256(path)); }
 
 const char* MessageName(const RepairMessage& m) {
   static constexpr const char* kNames[] = {
-      "HELLO",    "NODES",     "LEAVES",  "ENTRIES", "WANT",  "BLOCKLIST_REQ", "BLOCKLIST",
-      "BLOCK_REQ", "BLOCK",    "REQ_ERROR", "FIN",   "FIN_ACK", "ABORT",       "UNKNOWN"};
+      "HELLO",     "NODES", "LEAVES",    "ENTRIES", "WANT",    "BLOCKLIST_REQ", "BLOCKLIST",
+      "BLOCK_REQ", "BLOCK", "REQ_ERROR", "FIN",     "FIN_ACK", "ABORT",         "UNKNOWN"};
   return kNames[m.index()];
 }
 

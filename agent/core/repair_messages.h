@@ -32,8 +32,8 @@ inline constexpr uint32_t kHelloCatchUp = 1u << 1;  // away longer than tombston
 
 // Per-message limits of PROTOCOL.md. A decoded message never exceeds them.
 inline constexpr size_t kMaxNodesItems = 4096;
-inline constexpr size_t kMaxLeavesItems = 4096;    // buckets in one LEAVES
-inline constexpr size_t kMaxLeafPairs = 65536;     // (key, digest) pairs in one LEAVES
+inline constexpr size_t kMaxLeavesItems = 4096;  // buckets in one LEAVES
+inline constexpr size_t kMaxLeafPairs = 65536;   // (key, digest) pairs in one LEAVES
 inline constexpr size_t kMaxEntriesItems = 1024;
 inline constexpr size_t kMaxWantKeys = 65536;
 inline constexpr size_t kMaxBlockReqIndexes = 1024;
@@ -106,8 +106,8 @@ struct NodesMsg {
 };
 
 struct KeyDigest {
-  uint64_t key = 0;          // PathKey
-  ShortDigest digest = 0;    // Truncate(entry digest)
+  uint64_t key = 0;        // PathKey
+  ShortDigest digest = 0;  // Truncate(entry digest)
   bool operator==(const KeyDigest&) const = default;
   auto operator<=>(const KeyDigest&) const = default;
 };
@@ -140,11 +140,11 @@ struct BlockListReqMsg {
 
 struct BlockListMsg {
   uint32_t req = 0;
-  uint64_t size = 0;        // file size
+  uint64_t size = 0;  // file size
   uint32_t block_size = 0;
-  uint32_t first = 0;       // index of hashes[0]
+  uint32_t first = 0;  // index of hashes[0]
   std::vector<Hash256> hashes;
-  bool last = false;        // no more BLOCKLIST for this req
+  bool last = false;  // no more BLOCKLIST for this req
   bool operator==(const BlockListMsg&) const = default;
 };
 
@@ -186,9 +186,8 @@ struct UnknownMsg {
 };
 
 using RepairMessage =
-    std::variant<HelloMsg, NodesMsg, LeavesMsg, EntriesMsg, WantMsg, BlockListReqMsg,
-                 BlockListMsg, BlockReqMsg, BlockMsg, ReqErrorMsg, FinMsg, FinAckMsg, AbortMsg,
-                 UnknownMsg>;
+    std::variant<HelloMsg, NodesMsg, LeavesMsg, EntriesMsg, WantMsg, BlockListReqMsg, BlockListMsg,
+                 BlockReqMsg, BlockMsg, ReqErrorMsg, FinMsg, FinAckMsg, AbortMsg, UnknownMsg>;
 
 // "HELLO", "NODES", ...; "UNKNOWN" for UnknownMsg.
 const char* MessageName(const RepairMessage& m);

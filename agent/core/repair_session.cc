@@ -216,8 +216,8 @@ void RepairSession::Impl::SendNodesRoot() {
 void RepairSession::Impl::OnNodes(const NodesMsg& m) {
   const int level = m.level;
   if (level < 1 || level > depth) {
-    return Fail("bad_node", "NODES level " + std::to_string(level) + " is outside 1.." +
-                                std::to_string(depth));
+    return Fail("bad_node",
+                "NODES level " + std::to_string(level) + " is outside 1.." + std::to_string(depth));
   }
   if (m.items.size() > kMaxNodesItems) {
     return Fail("too_many_items", "NODES with " + std::to_string(m.items.size()) + " items");
@@ -358,8 +358,7 @@ void RepairSession::Impl::OnWant(const WantMsg& m) {
     const uint32_t bucket = BucketOfKey(keys[i], depth);
     size_t end = i;
     while (end < keys.size() && BucketOfKey(keys[end], depth) == bucket) ++end;
-    auto entries = view->EntriesByKeys(
-        bucket, std::span<const uint64_t>(keys.data() + i, end - i));
+    auto entries = view->EntriesByKeys(bucket, std::span<const uint64_t>(keys.data() + i, end - i));
     if (!entries.ok()) return LocalError(entries.status());
     for (const Entry& e : *entries) QueueEntry(e, true);
     i = end;
@@ -367,12 +366,19 @@ void RepairSession::Impl::OnWant(const WantMsg& m) {
 }
 
 void RepairSession::Impl::StreamUnder(int level, uint32_t prefix) {
-  Status s = view->ForEachUnder(level, prefix, [this](const Entry& e) { QueueEntry(e, true); });
+  // Not remembered: the peer has nothing there to send back, and an initial
+  // sync would otherwise keep every path of the dataset in `sent`.
+  Status s =
+      view->ForEachUnder(level, prefix, [this](const Entry& e) { QueueEntry(e, true, false); });
   if (!s.ok()) LocalError(s);
 }
 
-void RepairSession::Impl::QueueEntry(const Entry& e, bool peer_lacks) {
+void RepairSession::Impl::QueueEntry(const Entry& e, bool peer_lacks, bool remember) {
   if (dry_run && peer_lacks) Record(stats.diff.push, e.path, e, std::nullopt);
+  if (!remember) {
+    outgoing.push_back(e);
+    return;
+  }
   const Hash256 digest = e.Digest();
   auto [it, inserted] = sent.try_emplace(e.path, digest);
   if (!inserted) {
@@ -417,8 +423,8 @@ void RepairSession::Impl::OnEntries(EntriesMsg& m) {
                                   ": " + s.message());
     }
     if (Status s = ValidateEntry(e); !s.ok()) {
-      return Fail("bad_entry", "ENTRIES[" + std::to_string(i) + "] " + Printable(e.path) + ": " +
-                                   s.message());
+      return Fail("bad_entry",
+                  "ENTRIES[" + std::to_string(i) + "] " + Printable(e.path) + ": " + s.message());
     }
   }
   stats.entries_received += m.entries.size();
@@ -514,8 +520,8 @@ void RepairSession::Impl::Act(const Entry& target, const std::string& source,
                               const std::optional<Entry>& expected) {
   busy.insert(target.path);
   if (target.live() && target.kind == EntryKind::kFile) {
-    const bool have_content = expected && expected->live() &&
-                              expected->kind == EntryKind::kFile && expected->hash == target.hash;
+    const bool have_content = expected && expected->live() && expected->kind == EntryKind::kFile &&
+                              expected->hash == target.hash;
     if (!have_content) return EnqueuePull(target, source, expected);
   }
   ApplyMeta(target, expected);
@@ -588,8 +594,7 @@ RepairSession::Actions RepairSession::OnMessage(int64_t now_ms, RepairMessage me
 
 RepairSession::Actions RepairSession::OnProtocolError(int64_t now_ms, std::string_view counter,
                                                       std::string_view reason) {
-  return impl_->Run(now_ms,
-                    [&](int64_t) { impl_->Fail(counter, std::string(reason)); });
+  return impl_->Run(now_ms, [&](int64_t) { impl_->Fail(counter, std::string(reason)); });
 }
 
 RepairSession::Actions RepairSession::OnPeerClosed(int64_t now_ms) {
@@ -607,8 +612,8 @@ RepairSession::Actions RepairSession::OnTick(int64_t now_ms) {
   return impl_->Run(now_ms, [&](int64_t now) {
     Impl& s = *impl_;
     if (now - s.last_recv_ms > s.opt.idle_timeout_ms) {
-      s.Fail("idle_timeout", "no frame from the peer for " +
-                                 std::to_string((now - s.last_recv_ms) / 1000) + " s");
+      s.Fail("idle_timeout",
+             "no frame from the peer for " + std::to_string((now - s.last_recv_ms) / 1000) + " s");
     } else if (now - s.start_ms > s.opt.session_timeout_ms) {
       s.Fail("session_timeout", "the session ran longer than " +
                                     std::to_string(s.opt.session_timeout_ms / 1000) + " s");

@@ -49,8 +49,9 @@ struct RepairSession::Impl {
   // Queues every entry under (level, prefix), which the peer lacks.
   void StreamUnder(int level, uint32_t prefix);
   // Queues `e` to be sent in ENTRIES at the end of this input. `peer_lacks`:
-  // the peer has no version at that path (dry run: a push).
-  void QueueEntry(const Entry& e, bool peer_lacks);
+  // the peer has no version at that path (dry run: a push). `remember`:
+  // note it as sent, so that it is not sent back again.
+  void QueueEntry(const Entry& e, bool peer_lacks, bool remember = true);
   void FlushEntries();
 
   // The decision for one remote entry; `source` is the path at which the

@@ -183,8 +183,8 @@ void RepairSession::Impl::FailPull(uint64_t op) {
 void RepairSession::Impl::OnBlockList(BlockListMsg& m) {
   auto rit = out_reqs.find(m.req);
   if (rit == out_reqs.end() || !rit->second.list) {
-    return Fail("unrequested", "BLOCKLIST for request " + std::to_string(m.req) +
-                                   ", which we did not make");
+    return Fail("unrequested",
+                "BLOCKLIST for request " + std::to_string(m.req) + ", which we did not make");
   }
   const uint64_t op = rit->second.op;
   Pull& p = active.at(op);
@@ -203,8 +203,8 @@ void RepairSession::Impl::OnBlockList(BlockListMsg& m) {
                 "BLOCKLIST for " + p.entry.path + " does not fit: size " + std::to_string(m.size) +
                     " (entry " + std::to_string(p.entry.size) + "), block size " +
                     std::to_string(m.block_size) + " (ours " + std::to_string(opt.block_size) +
-                    "), hashes " + std::to_string(m.first) + "+" +
-                    std::to_string(m.hashes.size()) + " of " + std::to_string(p.blocks));
+                    "), hashes " + std::to_string(m.first) + "+" + std::to_string(m.hashes.size()) +
+                    " of " + std::to_string(p.blocks));
   }
   p.hashes.insert(p.hashes.end(), m.hashes.begin(), m.hashes.end());
   if (!m.last) return;
@@ -254,8 +254,8 @@ void RepairSession::Impl::OnBlock(BlockMsg& m) {
 void RepairSession::Impl::OnReqError(const ReqErrorMsg& m) {
   auto rit = out_reqs.find(m.req);
   if (rit == out_reqs.end()) {
-    return Fail("unrequested", "REQ_ERROR for request " + std::to_string(m.req) +
-                                   ", which we did not make");
+    return Fail("unrequested",
+                "REQ_ERROR for request " + std::to_string(m.req) + ", which we did not make");
   }
   const uint64_t op = rit->second.op;
   in_flight -= rit->second.pending.size();
@@ -273,8 +273,7 @@ bool RepairSession::Impl::ServePaths(const std::string& path, const Hash256& has
   auto is_it = [&](const std::string& p) {
     auto e = view->Get(p);
     if (!e.ok()) return false;  // the driver re-checks; an error there is an I/O error
-    return e->has_value() && (*e)->live() && (*e)->kind == EntryKind::kFile &&
-           (*e)->hash == hash;
+    return e->has_value() && (*e)->live() && (*e)->kind == EntryKind::kFile && (*e)->hash == hash;
   };
   // The peer asks by the path it saw; if we lost a conflict on it, the
   // content it wants is (or is about to be) our conflict copy.
@@ -300,7 +299,8 @@ void RepairSession::Impl::OnBlockListReq(const BlockListReqMsg& m) {
   if (Status s = ValidatePath(m.path); !s.ok()) {
     return Fail("bad_path", "BLOCKLIST_REQ path: " + s.message());
   }
-  if (in_reqs.count(m.req)) return Fail("protocol", "request id " + std::to_string(m.req) + " reused");
+  if (in_reqs.count(m.req))
+    return Fail("protocol", "request id " + std::to_string(m.req) + " reused");
   if (serving_lists >= opt.max_active_large_pulls) {
     return Fail("too_many_requests", "more than " + std::to_string(opt.max_active_large_pulls) +
                                          " BLOCKLIST_REQ outstanding");
@@ -323,7 +323,8 @@ void RepairSession::Impl::OnBlockReq(BlockReqMsg& m) {
     return Fail("too_many_items",
                 "BLOCK_REQ with " + std::to_string(m.indexes.size()) + " block indexes");
   }
-  if (in_reqs.count(m.req)) return Fail("protocol", "request id " + std::to_string(m.req) + " reused");
+  if (in_reqs.count(m.req))
+    return Fail("protocol", "request id " + std::to_string(m.req) + " reused");
   if (serving_blocks + m.indexes.size() > opt.max_in_flight_blocks) {
     return Fail("too_many_requests", "more than " + std::to_string(opt.max_in_flight_blocks) +
                                          " blocks requested and not yet sent");

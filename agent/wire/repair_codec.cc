@@ -234,8 +234,8 @@ Result<RepairMessage> DecodeLeaves(const ArrayReader& r) {
     if (!item.ok()) return item.status();
     GOSSYNC_RETURN_IF_ERROR(ReadU32(*item, 0, "bucket", &m.items[i].bucket));
     std::span<const uint8_t> bytes;
-    GOSSYNC_RETURN_IF_ERROR(ReadRecords(*item, 1, "LEAVES.items" + name + ".keys", 16,
-                                        kMaxLeafPairs, &bytes));
+    GOSSYNC_RETURN_IF_ERROR(
+        ReadRecords(*item, 1, "LEAVES.items" + name + ".keys", 16, kMaxLeafPairs, &bytes));
     pairs += bytes.size() / 16;
     if (pairs > kMaxLeafPairs) {
       return Status::LimitExceeded("LEAVES: more than " + std::to_string(kMaxLeafPairs) +
@@ -288,8 +288,7 @@ Result<RepairMessage> DecodeBlockList(const ArrayReader& r) {
   GOSSYNC_RETURN_IF_ERROR(ReadU32(r, 3, "block_size", &m.block_size));
   GOSSYNC_RETURN_IF_ERROR(ReadU32(r, 4, "first", &m.first));
   std::span<const uint8_t> bytes;
-  GOSSYNC_RETURN_IF_ERROR(
-      ReadRecords(r, 5, "BLOCKLIST.hashes", 32, kMaxBlockListHashes, &bytes));
+  GOSSYNC_RETURN_IF_ERROR(ReadRecords(r, 5, "BLOCKLIST.hashes", 32, kMaxBlockListHashes, &bytes));
   m.hashes.resize(bytes.size() / 32);
   for (size_t k = 0; k < m.hashes.size(); ++k) {
     std::memcpy(m.hashes[k].data(), bytes.data() + 32 * k, 32);
@@ -338,9 +337,9 @@ Result<RepairMessage> DecodeAbort(const ArrayReader& r) {
   return RepairMessage(std::move(m));
 }
 
-const char* const kNames[] = {"HELLO",     "NODES", "LEAVES",    "ENTRIES", "WANT",
-                              "BLOCKLIST_REQ", "BLOCKLIST", "BLOCK_REQ", "BLOCK",
-                              "REQ_ERROR", "FIN",   "FIN_ACK",   "ABORT"};
+const char* const kNames[] = {"HELLO",         "NODES",     "LEAVES",    "ENTRIES", "WANT",
+                              "BLOCKLIST_REQ", "BLOCKLIST", "BLOCK_REQ", "BLOCK",   "REQ_ERROR",
+                              "FIN",           "FIN_ACK",   "ABORT"};
 
 }  // namespace
 

@@ -204,8 +204,7 @@ void MemNode::CopyFrom(const MemNode& other) {
 
 // ---- MemDriver ----
 
-Status MemDriver::CheckExpected(std::string_view path,
-                                const std::optional<Entry>& expected) const {
+Status MemDriver::CheckExpected(std::string_view path, const std::optional<Entry>& expected) const {
   const Entry* now = data_->Find(path);
   const bool same = expected ? (now && now->Digest() == expected->Digest()) : now == nullptr;
   if (!same) return Status::Aborted(std::string(path) + " changed since the decision");
@@ -274,9 +273,8 @@ bool MemDriver::Execute(const core::RepairAction& action) {
       }
     }
     const uint64_t op = a->op;
-    completions_.push_back([op, have](core::RepairSession& s, int64_t now) {
-      return s.OnPullReady(now, op, have);
-    });
+    completions_.push_back(
+        [op, have](core::RepairSession& s, int64_t now) { return s.OnPullReady(now, op, have); });
     return true;
   }
   if (const auto* a = std::get_if<r::WriteBlock>(&action)) {
@@ -304,9 +302,8 @@ bool MemDriver::Execute(const core::RepairAction& action) {
       ++counters_.commits;
     }
     const uint64_t op = a->op;
-    completions_.push_back([op, s](core::RepairSession& ss, int64_t now) {
-      return ss.OnCommitted(now, op, s);
-    });
+    completions_.push_back(
+        [op, s](core::RepairSession& ss, int64_t now) { return ss.OnCommitted(now, op, s); });
     return true;
   }
   if (const auto* a = std::get_if<r::AbandonPull>(&action)) {
@@ -329,9 +326,8 @@ bool MemDriver::Execute(const core::RepairAction& action) {
       ++counters_.applies;
     }
     const uint64_t op = a->op;
-    completions_.push_back([op, s](core::RepairSession& ss, int64_t now) {
-      return ss.OnApplied(now, op, s);
-    });
+    completions_.push_back(
+        [op, s](core::RepairSession& ss, int64_t now) { return ss.OnApplied(now, op, s); });
     return true;
   }
   if (const auto* a = std::get_if<r::MakeConflictCopy>(&action)) {
@@ -345,9 +341,8 @@ bool MemDriver::Execute(const core::RepairAction& action) {
       ++counters_.copies;
     }
     const uint64_t op = a->op;
-    completions_.push_back([op, s](core::RepairSession& ss, int64_t now) {
-      return ss.OnApplied(now, op, s);
-    });
+    completions_.push_back(
+        [op, s](core::RepairSession& ss, int64_t now) { return ss.OnApplied(now, op, s); });
     return true;
   }
   if (const auto* a = std::get_if<r::ReadBlockList>(&action)) {
@@ -386,9 +381,8 @@ bool MemDriver::Execute(const core::RepairAction& action) {
       out = content.status();
     }
     const uint32_t req = a->req;
-    completions_.push_back([req, out](core::RepairSession& s, int64_t now) {
-      return s.OnBlocksRead(now, req, out);
-    });
+    completions_.push_back(
+        [req, out](core::RepairSession& s, int64_t now) { return s.OnBlocksRead(now, req, out); });
     return true;
   }
   return false;

@@ -92,7 +92,7 @@ class MemNode {
   void WriteFile(const std::string& path, const std::string& content, uint32_t mode = 0644);
   void Mkdir(const std::string& path, uint32_t mode = 0755);
   void Symlink(const std::string& path, const std::string& target);
-  void Remove(const std::string& path);  // a tombstone; REQUIRES: a live entry
+  void Remove(const std::string& path);                // a tombstone; REQUIRES: a live entry
   void Chmod(const std::string& path, uint32_t mode);  // REQUIRES: a live entry
   // Takes `other`'s dataset as its own (a common ancestor).
   void CopyFrom(const MemNode& other);
@@ -123,7 +123,10 @@ class MemDriver {
   // Completions not yet delivered, in order.
   std::deque<Completion>& completions() { return completions_; }
   // Forgets the open pulls of a dropped session; temp files stay.
-  void DropSession() { open_.clear(); completions_.clear(); }
+  void DropSession() {
+    open_.clear();
+    completions_.clear();
+  }
 
   struct Counters {
     uint64_t local_actions = 0;  // every action that touches the dataset or a temp file

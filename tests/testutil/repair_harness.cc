@@ -43,11 +43,14 @@ void Endpoint::Handle(Actions actions, int64_t now_ms) {
     driver.DropSession();
     return;
   }
+  if (draining_) return;  // the outer call drains; no recursion per completion
+  draining_ = true;
   while (!driver.completions().empty() && !ended()) {
     MemDriver::Completion c = std::move(driver.completions().front());
     driver.completions().pop_front();
     Handle(c(*session, now_ms), now_ms);
   }
+  draining_ = false;
 }
 
 void Endpoint::Receive(std::span<const uint8_t> bytes, int64_t now_ms) {
@@ -90,6 +93,10 @@ Link::Link(MemNode& a, MemNode& b, LinkOptions options) {
   core::RepairOptions oa = SessionOptions(a, b, true, options.block_size);
   core::RepairOptions ob = SessionOptions(b, a, false, options.block_size);
   oa.dry_run = options.dry_run;
+  for (core::RepairOptions* o : {&oa, &ob}) {
+    o->max_in_flight_blocks = options.max_in_flight_blocks;
+    o->max_active_pulls = options.max_active_pulls;
+  }
   if (options.root_hint) oa.peer_root = b.data().Root();
   a_ = std::make_unique<Endpoint>(&a, std::move(oa), options.max_frame_bytes);
   b_ = std::make_unique<Endpoint>(&b, std::move(ob), options.max_frame_bytes);

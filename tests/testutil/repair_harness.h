@@ -21,8 +21,8 @@ namespace gossync::testutil {
 
 struct Traffic {
   uint64_t frames = 0;
-  uint64_t bytes = 0;          // frame bytes, headers included
-  uint64_t content_bytes = 0;  // data of BLOCK messages
+  uint64_t bytes = 0;                                          // frame bytes, headers included
+  uint64_t content_bytes = 0;                                  // data of BLOCK messages
   std::array<uint64_t, core::kLastMessageType + 2> by_type{};  // frames per message type
   uint64_t overhead() const { return bytes - content_bytes; }
 };
@@ -57,13 +57,19 @@ class Endpoint {
   std::function<bool(const core::RepairMessage&)> on_frame;
   bool cut = false;
   bool keep_received = false;  // fill `received`
+
+ private:
+  bool draining_ = false;
 };
 
 struct LinkOptions {
-  bool dry_run = false;      // the initiator asks for a dry run
+  bool dry_run = false;  // the initiator asks for a dry run
   uint32_t block_size = 4096;
-  bool root_hint = true;     // the initiator knows the responder's root (gossip)
+  bool root_hint = true;  // the initiator knows the responder's root (gossip)
   size_t max_frame_bytes = core::kDefaultMaxFrameBytes;
+  // Both sides' (the puller's window and the server's bound must agree).
+  size_t max_in_flight_blocks = core::kMaxInFlightBlocks;
+  size_t max_active_pulls = 64;
 };
 
 class Link {

@@ -146,8 +146,7 @@ TEST_CASE("RepairCodec: a known type with the wrong shape names the message and 
   CHECK(r.status().message().find("ENTRIES.entries[1]") != std::string::npos);
 }
 
-TEST_CASE("RepairCodec: an unknown type decodes as such, whatever follows it",
-          "[repair_codec]") {
+TEST_CASE("RepairCodec: an unknown type decodes as such, whatever follows it", "[repair_codec]") {
   msgpack::sbuffer buf;
   msgpack::packer<msgpack::sbuffer> pk(buf);
   pk.pack_array(3);
@@ -155,8 +154,8 @@ TEST_CASE("RepairCodec: an unknown type decodes as such, whatever follows it",
   pk.pack(std::string("future"));
   pk.pack_array(1);
   pk.pack(1);
-  auto r = DecodeMessage(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(buf.data()),
-                                                  buf.size()));
+  auto r = DecodeMessage(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(buf.data()), buf.size()));
   REQUIRE(r.ok());
   REQUIRE(std::holds_alternative<UnknownMsg>(*r));
   CHECK(std::get<UnknownMsg>(*r).type == 13);

@@ -1,9 +1,10 @@
 // Compiles the repair test utilities into unit_wire (tests/CMakeLists.txt
 // builds only *_test.cc files into a test binary) and checks them.
-#include "tests/testutil/mem_dataset.cc"     // NOLINT(bugprone-suspicious-include)
 #include "tests/testutil/repair_harness.cc"  // NOLINT(bugprone-suspicious-include)
 
 #include <catch2/catch.hpp>
+
+#include "tests/testutil/mem_dataset.cc"  // NOLINT(bugprone-suspicious-include)
 
 namespace gossync::testutil {
 namespace {

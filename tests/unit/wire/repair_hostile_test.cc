@@ -14,7 +14,8 @@ using namespace core;
 // An honest session (node "beta") facing a scripted peer "evil".
 struct Victim {
   explicit Victim(bool initiator = false, bool dry_run = false) : node("beta", 2) {
-    for (int i = 0; i < 200; ++i) node.WriteFile("f" + std::to_string(i), "content " + std::to_string(i));
+    for (int i = 0; i < 200; ++i)
+      node.WriteFile("f" + std::to_string(i), "content " + std::to_string(i));
     MemNode evil("evil", 66);
     RepairOptions o = SessionOptions(node, evil, initiator);
     o.dry_run = dry_run;
@@ -97,8 +98,9 @@ Entry FileEntry(std::string path, std::string_view content) {
 
 TEST_CASE("Repair hostile peer: paths outside the tree are refused by codec and session",
           "[repair_hostile]") {
-  const std::vector<std::string> bad = {"../x", "/etc/x", "a/../../x", "a//b", "",
-                                        "a/./b", "x/..", std::string("x\0y", 3), "a\\..\\x"};
+  const std::vector<std::string> bad = {"../x",    "/etc/x", "a/../../x", "a//b",
+                                        "",        "a/./b",  "x/..",      std::string("x\0y", 3),
+                                        "a\\..\\x"};
   for (const std::string& path : bad) {
     INFO("path " << path);
     {
@@ -174,7 +176,8 @@ TEST_CASE("Repair hostile peer: node addresses out of range are refused", "[repa
 
 TEST_CASE("Repair hostile peer: too many items in one message", "[repair_hostile]") {
   EntriesMsg many;
-  for (size_t i = 0; i <= kMaxEntriesItems; ++i) many.entries.push_back(FileEntry("e" + std::to_string(i), "x"));
+  for (size_t i = 0; i <= kMaxEntriesItems; ++i)
+    many.entries.push_back(FileEntry("e" + std::to_string(i), "x"));
   {
     Victim v;
     v.Hello();
@@ -276,7 +279,8 @@ TEST_CASE("Repair hostile peer: a lying block list is caught", "[repair_hostile]
   Entry e = FileEntry("big.bin", content);
   auto blocks_of = [](const std::string& c) {
     std::vector<Hash256> h;
-    for (size_t off = 0; off < c.size(); off += 4096) h.push_back(Sha256(std::string_view(c).substr(off, 4096)));
+    for (size_t off = 0; off < c.size(); off += 4096)
+      h.push_back(Sha256(std::string_view(c).substr(off, 4096)));
     return h;
   };
   SECTION("wrong size or count") {

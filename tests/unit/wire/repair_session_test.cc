@@ -91,17 +91,23 @@ struct Figures {
   uint64_t content = 0;
 };
 
-Figures MeasureDifferences(const MemNode& origin, int changes, bool initiator_newer,
-                           uint64_t seed) {
+Figures MeasureDifferences(const MemNode& origin, int changes, bool initiator_newer, uint64_t seed,
+                           size_t window = core::kMaxInFlightBlocks) {
   MemNode a("alpha", 1), b("beta", 2);
   a.CopyFrom(origin);
   b.CopyFrom(origin);
   std::mt19937_64 rng(seed);
   MemNode& changer = initiator_newer ? a : b;
   std::set<size_t> picked;
-  while (picked.size() < static_cast<size_t>(changes)) picked.insert(rng() % origin.data().entries().size());
-  for (size_t i : picked) changer.WriteFile("data/file-" + std::to_string(i) + ".csv", "changed");
-  Link link(a, b);
+  while (picked.size() < static_cast<size_t>(changes))
+    picked.insert(rng() % origin.data().entries().size());
+  for (size_t i : picked) {
+    changer.WriteFile("data/file-" + std::to_string(i) + ".csv", "changed " + std::to_string(i));
+  }
+  LinkOptions opts;
+  opts.max_in_flight_blocks = window;
+  opts.max_active_pulls = window;
+  Link link(a, b, opts);
   link.Run();
   RequireFinished(link);
   RequireConverged(a, b);
@@ -113,10 +119,11 @@ Figures MeasureDifferences(const MemNode& origin, int changes, bool initiator_ne
   const auto& sa = link.a().finished->stats;
   const auto& sb = link.b().finished->stats;
   std::printf(
-      "  %6d difference(s), %s newer: learnt in %d flights (%.1f round trips), done in %d flights;"
+      "  %6d difference(s), %s newer, window %zu: learnt in %d flights (%.1f round trips), done in "
+      "%d flights;"
       " %llu bytes of frames besides %llu of content; levels %d; NODES %llu+%llu, LEAVES "
       "%llu+%llu, ENTRIES %llu+%llu, WANT %llu+%llu\n",
-      changes, initiator_newer ? "initiator" : "responder", f.first_entries_flight,
+      changes, initiator_newer ? "initiator" : "responder", window, f.first_entries_flight,
       f.first_entries_flight / 2.0, f.flights, static_cast<unsigned long long>(f.overhead),
       static_cast<unsigned long long>(f.content), std::max(sa.descent_levels, sb.descent_levels),
       static_cast<unsigned long long>(Sent(link.a(), MessageType::kNodes)),
@@ -130,9 +137,10 @@ Figures MeasureDifferences(const MemNode& origin, int changes, bool initiator_ne
   return f;
 }
 
-TEST_CASE("RepairSession: one difference among 100,000 entries is found in 3 round trips and "
-          "under 1.5 KB",
-          "[repair_session][measure]") {
+TEST_CASE(
+    "RepairSession: one difference among 100,000 entries is found in 3 round trips and "
+    "under 1.5 KB",
+    "[repair_session][measure]") {
   MemNode origin("origin", 9);
   for (int i = 0; i < 100'000; ++i) {
     origin.WriteFile("data/file-" + std::to_string(i) + ".csv", "row " + std::to_string(i));
@@ -145,6 +153,8 @@ TEST_CASE("RepairSession: one difference among 100,000 entries is found in 3 rou
     CHECK(f.overhead < 1500);
   }
   for (int n : {10, 100, 10'000}) MeasureDifferences(origin, n, true, n);
+  // A window counted in blocks starves on small files: one round trip per 64.
+  MeasureDifferences(origin, 10'000, true, 10'000, 1024);
 }
 
 // ---- Initial sync ----
@@ -169,8 +179,7 @@ void Populate(MemNode& n, std::mt19937_64& rng, int count) {
   }
 }
 
-TEST_CASE("RepairSession: an empty side takes everything without a descent",
-          "[repair_session]") {
+TEST_CASE("RepairSession: an empty side takes everything without a descent", "[repair_session]") {
   GOSSYNC_SEEDED_RNG(0xe3);
   for (bool empty_initiates : {false, true}) {
     for (bool hint : {true, false}) {
@@ -349,7 +358,8 @@ void CheckNoLoss(const Snapshot& side, const Snapshot& other, const MemDataset& 
   for (const auto& [path, e] : side) {
     INFO("path " << path << " " << e.vv.ToString());
     auto o = other.find(path);
-    const bool other_newer = o != other.end() && o->second.vv.Compare(e.vv) == core::VvOrder::kGreater;
+    const bool other_newer =
+        o != other.end() && o->second.vv.Compare(e.vv) == core::VvOrder::kGreater;
     if (other_newer) continue;  // superseded
     const Entry* now = final.Find(path);
     REQUIRE(now != nullptr);
@@ -383,7 +393,8 @@ TEST_CASE("RepairSession: random divergent datasets converge in one session, los
     const int depth = 1 + static_cast<int>(rng() % 3);
     MemNode o("origin", 9, depth);
     std::vector<std::string> pool;
-    for (int i = 0; i < 60; ++i) pool.push_back("d" + std::to_string(i % 4) + "/n" + std::to_string(i));
+    for (int i = 0; i < 60; ++i)
+      pool.push_back("d" + std::to_string(i % 4) + "/n" + std::to_string(i));
     Mutate(o, rng, pool, 40);
     MemNode a("alpha", 1, depth, 1'700'000'000'000 + rng() % 100);
     MemNode b("beta", 2, depth, 1'700'000'000'000 + rng() % 100);
@@ -422,8 +433,7 @@ TEST_CASE("RepairSession: random divergent datasets converge in one session, los
 
 // ---- Dry run ----
 
-TEST_CASE("RepairSession: a dry run moves nothing and lists each direction",
-          "[repair_session]") {
+TEST_CASE("RepairSession: a dry run moves nothing and lists each direction", "[repair_session]") {
   MemNode o("origin", 9), a("alpha", 1), b("beta", 2, core::kDefaultTreeDepth, 1'700'000'100'000);
   for (const char* p : {"a-newer", "b-newer", "both", "same", "a-deletes", "untouched"}) {
     o.WriteFile(p, "base");
