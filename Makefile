@@ -9,11 +9,14 @@ WERROR ?= OFF
 DEPS := build-essential cmake pkg-config clang libclang-rt-14-dev \
   libuv1-dev libssl-dev openssl libmsgpack-cxx-dev libspdlog-dev catch2 libsqlite3-dev \
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libsystemd-dev systemd \
-  rsync python3 iproute2 iptables nftables faketime procps
+  rsync python3 iproute2 iptables nftables faketime procps \
+  dpkg-dev lintian strace man-db groff-base gzip adduser init-system-helpers
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build build-asan test demo bench clean fuzz package
+PKG_BUILD ?= build-pkg
+
+.PHONY: all deps build build-asan test demo bench clean fuzz package packaging-check
 
 all: build
 
@@ -43,5 +46,21 @@ demo: build
 bench: build
 	./bench/run.sh $(BUILD)
 
+# The .deb: a Release build with Debian's hardening flags, then CPack
+# (packaging/cpack.cmake). Prints the package's path last.
+package: deps
+	cmake -S . -B $(PKG_BUILD) -DCMAKE_BUILD_TYPE=Release -DGOSSYNC_TESTS=OFF -DGOSSYNC_BENCH=OFF \
+	  -DCMAKE_CXX_FLAGS="$$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get CXXFLAGS) $$(dpkg-buildflags --get CPPFLAGS)" \
+	  -DCMAKE_EXE_LINKER_FLAGS="$$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get LDFLAGS)"
+	cmake --build $(PKG_BUILD) -j $(JOBS) --target gossyncd gossync gossync_docs
+	cd $(PKG_BUILD) && cpack -G DEB
+	@ls $(PKG_BUILD)/gossync_*.deb
+
+# systemd-analyze verify/security on the unit, then build, lint, install,
+# check and purge the .deb (needs root: it runs dpkg -i on this machine).
+packaging-check: package
+	tests/packaging/systemd_check.sh $(PKG_BUILD)
+	tests/packaging/deb_check.sh $(PKG_BUILD)
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(PKG_BUILD)

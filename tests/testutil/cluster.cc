@@ -137,6 +137,7 @@ std::string ReadFile(const std::string& path) {
 void MakeDirs(const std::string& path) { fs::create_directories(path); }
 
 ClusterSecrets::ClusterSecrets(const std::string& dir) : dir_(dir) {
+  MakeDirs(dir);
   keyring_ = dir + "/gossip.keys";
   RunResult k = Cli({"keygen", "--out", keyring_});
   RunResult c = Cli({"ca", "init", "--dir", dir});

@@ -74,6 +74,12 @@ struct AgentOptions {
   std::string repair_toml;                   // appended to [repair]
 };
 
+inline AgentOptions Named(std::string name) {
+  AgentOptions o;
+  o.name = std::move(name);
+  return o;
+}
+
 // One gossyncd with its own data_dir, state_dir, admin socket and ports.
 class Agent {
  public:

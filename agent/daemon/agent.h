@@ -1,0 +1,57 @@
+// Agent: the wiring of one gossyncd process (DESIGN.md section 6). Owns the
+// local engine, the admin server, signal handling and systemd notification;
+// the gossip and repair drivers plug in here.
+//
+// Loop thread only.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/daemon/admin_server.h"
+#include "agent/daemon/local_engine.h"
+#include "agent/daemon/notify.h"
+#include "agent/io/loop.h"
+#include "agent/io/signal.h"
+#include "agent/io/timer.h"
+#include "gossync/config.h"
+
+namespace gossync::daemon {
+
+class Agent {
+ public:
+  Agent(io::Loop* loop, Config config, std::string config_path);
+  ~Agent();
+
+  // Starts everything; READY=1 follows once the first scan is done. An error
+  // here (admin socket taken, index unreadable) ends the process.
+  Status Start();
+  // The process exit code once the loop has returned: 0 after SIGTERM, 1 after
+  // a fatal error.
+  int exit_code() const { return exit_code_; }
+
+  nlohmann::json StatusJson() const;
+
+ private:
+  void Shutdown(const std::string& why, int exit_code);
+  void Reload();
+  void UpdateSystemdStatus();
+  void InstallAdminHandlers();
+
+  io::Loop* loop_;
+  Config config_;
+  std::string config_path_;
+  Notifier notifier_;
+  std::unique_ptr<LocalEngine> engine_;
+  std::unique_ptr<AdminServer> admin_;
+  std::unique_ptr<io::SignalHandler> sigterm_, sigint_, sighup_;
+  std::unique_ptr<io::Timer> watchdog_timer_, status_timer_;
+  uint64_t started_ms_ = 0;
+  bool ready_ = false;
+  bool shutting_down_ = false;
+  int exit_code_ = 0;
+};
+
+}  // namespace gossync::daemon

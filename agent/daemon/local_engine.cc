@@ -1,0 +1,459 @@
+#include "agent/daemon/local_engine.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "agent/core/path.h"
+#include "agent/daemon/logging.h"
+#include "agent/io/clock.h"
+#include "agent/store/scanner.h"
+
+namespace gossync::daemon {
+namespace {
+
+// A hash job takes files until it has this many bytes or files, so one big
+// tree is spread over the pool and progress is committed as it goes.
+constexpr uint64_t kChunkBytes = 64ull << 20;
+constexpr size_t kChunkFiles = 1024;
+// Watcher paths looked at per strand item.
+constexpr size_t kPendingBatch = 4096;
+// A file that changed while being hashed is looked at again after this long.
+constexpr uint64_t kRetryDelayMs = 250;
+// Rescan period when the watcher cannot see everything (watch limit).
+constexpr uint64_t kBlindRescanMs = 60'000;
+
+size_t HashParallelism() {
+  unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 2 : n;
+}
+
+int64_t Now() { return static_cast<int64_t>(io::WallMillis()); }
+
+}  // namespace
+
+struct LocalEngine::HashJob {
+  std::vector<std::vector<store::Observation>> chunks;
+  size_t next = 0;
+  size_t running = 0;   // hash jobs on the pool
+  size_t applying = 0;  // strand items applying hashed chunks
+  std::function<void()> done;
+};
+
+LocalEngine::LocalEngine(uv_loop_t* loop, const Config& config,
+                         std::function<void(const core::Hash256&)> on_root_changed)
+    : loop_(loop),
+      config_(config),
+      on_root_changed_(std::move(on_root_changed)),
+      strand_(std::make_unique<io::Strand>(loop)),
+      rescan_timer_(io::Timer::Create(loop)),
+      retry_timer_(io::Timer::Create(loop)) {
+  state_.node_name = config.node;
+}
+
+LocalEngine::~LocalEngine() { *alive_ = false; }
+
+void LocalEngine::Start(std::function<void(const Status&)> on_ready) {
+  on_ready_ = std::move(on_ready);
+  auto fail = [this](const Status& s) {
+    auto cb = std::move(on_ready_);
+    on_ready_ = nullptr;
+    if (cb) cb(s);
+  };
+  Result<store::RootDir> rd = store::RootDir::Open(config_.data_dir);
+  if (!rd.ok()) return fail(rd.status().Prefixed("data_dir"));
+  root_dir_ = std::make_unique<store::RootDir>(std::move(*rd));
+  if (Status s = SetIgnore(config_.ignore); !s.ok()) return fail(s);
+
+  auto opened = std::make_shared<Result<std::unique_ptr<store::Replica>>>(
+      Status::Internal("not opened"));
+  std::string state_dir = config_.state_dir;
+  std::string node = config_.node;
+  int depth = static_cast<int>(config_.tree_depth);
+  Status posted = strand_->Post(
+      [opened, state_dir, node, depth] {
+        *opened = store::Replica::Open(state_dir, node, depth, [] { return io::WallMillis(); });
+      },
+      [this, opened, fail, alive = alive_] {
+        if (!*alive) return;
+        if (!opened->ok()) return fail(opened->status().Prefixed("index"));
+        replica_ = std::move(opened->value());
+        state_.node_id = replica_->node_id();
+        Logger("scan")->info("index_opened entries={} tombstones={} load_ms={} root={}",
+                             replica_->counts().live(), replica_->counts().tombstones,
+                             replica_->load_ms(), core::ToHex(replica_->root()));
+        Publish(replica_->root(), replica_->counts(), replica_->hlc());
+        StartWatcher();
+        Rescan("start");
+      });
+  if (!posted.ok()) fail(posted);
+}
+
+void LocalEngine::Stop(std::function<void()> done) {
+  stopping_ = true;
+  watcher_.reset();
+  rescan_timer_->Stop();
+  retry_timer_->Stop();
+  strand_->Drain(std::move(done));
+}
+
+void LocalEngine::Post(std::function<void(store::Replica&)> work, std::function<void()> after) {
+  Status s = strand_->Post(
+      [this, work = std::move(work)] { work(*replica_); },
+      [after = std::move(after), alive = alive_] {
+        if (*alive && after) after();
+      });
+  if (!s.ok()) Logger("agent")->debug("strand_refused error=\"{}\"", s.message());
+}
+
+void LocalEngine::Publish(const core::Hash256& root, const store::IndexCounts& counts,
+                          uint64_t hlc) {
+  bool changed = root != state_.root;
+  state_.root = root;
+  state_.counts = counts;
+  state_.hlc = hlc;
+  if (changed) {
+    state_.root_changed_ms = Now();
+    if (on_root_changed_) on_root_changed_(root);
+  }
+}
+
+Status LocalEngine::SetIgnore(const std::vector<std::string>& patterns) {
+  Result<store::IgnoreMatcher> m = store::IgnoreMatcher::Create(patterns);
+  if (!m.ok()) return m.status().Prefixed("ignore");
+  ignore_ = std::make_shared<const store::IgnoreMatcher>(std::move(*m));
+  return Status::Ok();
+}
+
+void LocalEngine::StartWatcher() {
+  io::DirWatcherOptions opts;
+  opts.debounce_ms = config_.debounce_ms;
+  opts.max_delay_ms = std::max<uint64_t>(config_.debounce_ms * 4, 100);
+  opts.ignore = [this](std::string_view rel, bool is_dir) {
+    return ignore_->Ignored(rel, is_dir);
+  };
+  io::DirWatcherCallbacks cbs;
+  cbs.on_changes = [this](std::vector<std::string> paths) { OnWatcherChanges(std::move(paths)); };
+  cbs.on_overflow = [this] {
+    ++state_.watcher_overflows;
+    Logger("scan")->warn("inotify_overflow action=rescan");
+    Rescan("inotify overflow");
+  };
+  cbs.on_watch_limit = [this] {
+    state_.watch_limit_reached = true;
+    Logger("scan")->warn(
+        "inotify_watch_limit reached: some directories are not watched; rescanning every {}s "
+        "(raise fs.inotify.max_user_watches)",
+        kBlindRescanMs / 1000);
+    rescan_timer_->Start(kBlindRescanMs, kBlindRescanMs, [this] { Rescan("watch limit"); });
+  };
+  cbs.on_error = [this](const Status& error) {
+    state_.watching = false;
+    Logger("scan")->error("watcher_stopped error=\"{}\"", error.message());
+  };
+  Result<std::unique_ptr<io::DirWatcher>> w =
+      io::DirWatcher::Start(loop_, config_.data_dir, std::move(opts), std::move(cbs));
+  if (!w.ok()) {
+    Logger("scan")->warn("watcher_unavailable error=\"{}\" fallback=periodic_rescan",
+                         w.status().message());
+    rescan_timer_->Start(kBlindRescanMs, kBlindRescanMs, [this] { Rescan("no watcher"); });
+    return;
+  }
+  watcher_ = std::move(*w);
+  state_.watching = true;
+  state_.watch_limit_reached = watcher_->watch_limit_reached();
+  if (config_.rescan_interval_s > 0 && !state_.watch_limit_reached) {
+    uint64_t every = uint64_t(config_.rescan_interval_s) * 1000;
+    rescan_timer_->Start(every, every, [this] { Rescan("periodic"); });
+  }
+}
+
+void LocalEngine::OnWatcherChanges(std::vector<std::string> paths) {
+  for (auto& p : paths) {
+    if (core::ValidatePath(p).ok()) pending_.insert(std::move(p));
+  }
+  state_.pending_paths = pending_.size();
+  ProcessPending();
+}
+
+void LocalEngine::Retry(std::vector<std::string> paths) {
+  if (paths.empty()) return;
+  state_.hash_retries += paths.size();
+  for (auto& p : paths) retry_.insert(std::move(p));
+  if (retry_timer_->active()) return;
+  retry_timer_->Start(kRetryDelayMs, [this] {
+    pending_.insert(retry_.begin(), retry_.end());
+    retry_.clear();
+    state_.pending_paths = pending_.size();
+    ProcessPending();
+  });
+}
+
+void LocalEngine::ProcessPending() {
+  if (processing_ || pending_.empty() || !replica_ || stopping_) return;
+  processing_ = true;
+  auto paths = std::make_shared<std::vector<std::string>>();
+  while (!pending_.empty() && paths->size() < kPendingBatch) {
+    paths->push_back(std::move(pending_.extract(pending_.begin()).value()));
+  }
+  state_.pending_paths = pending_.size();
+  struct Plan {
+    std::vector<store::Observation> need_hash, ready;
+    std::vector<std::string> errors;
+  };
+  auto plan = std::make_shared<Plan>();
+  const store::RootDir* rd = root_dir_.get();
+  Post(
+      [paths, plan, rd](store::Replica& r) {
+        for (const std::string& p : *paths) {
+          Result<std::optional<store::LocalStat>> st = store::LstatOne(*rd, p);
+          if (!st.ok()) {
+            plan->errors.push_back(p + ": " + st.status().message());
+            continue;
+          }
+          Result<std::optional<store::IndexRecord>> rec = r.Get(p);
+          if (!rec.ok()) {
+            plan->errors.push_back(p + ": " + rec.status().message());
+            continue;
+          }
+          const std::optional<store::IndexRecord>& old = *rec;
+          if (!st->has_value()) {
+            if (!old || old->entry.deleted) continue;
+            plan->ready.push_back({p, std::nullopt, {}});
+            if (old->entry.kind == core::EntryKind::kDirectory) {
+              // Moved away or deleted as a whole: everything beneath goes too.
+              Status s = r.index().ForEachUnder(p, [&](const store::IndexRecord& child) {
+                if (!child.entry.deleted) plan->ready.push_back({child.entry.path, std::nullopt, {}});
+                return Status::Ok();
+              });
+              if (!s.ok()) plan->errors.push_back(p + ": " + s.message());
+            }
+            continue;
+          }
+          const store::LocalStat& now = **st;
+          if (old && !old->entry.deleted && old->stat && old->stat->SameFile(now)) continue;
+          store::Observation obs{p, now, {}};
+          if (now.kind == core::EntryKind::kFile) {
+            plan->need_hash.push_back(std::move(obs));
+          } else {
+            plan->ready.push_back(std::move(obs));
+          }
+        }
+      },
+      [this, plan] {
+        for (const auto& e : plan->errors) Logger("scan")->warn("lstat_failed {}", e);
+        HashAndApply(std::move(plan->need_hash), std::move(plan->ready), [this] {
+          processing_ = false;
+          ProcessPending();
+        });
+      });
+}
+
+void LocalEngine::Rescan(const std::string& reason) {
+  if (!replica_ || stopping_) return;
+  if (scanning_) {
+    rescan_requested_ = true;
+    return;
+  }
+  scanning_ = true;
+  rescan_requested_ = false;
+  state_.scan_state = "scanning";
+  int64_t started = Now();
+  Logger("scan")->info("full_scan_started reason=\"{}\"", reason);
+  auto walk = std::make_shared<Result<store::WalkResult>>(Status::Internal("not walked"));
+  const store::RootDir* rd = root_dir_.get();
+  auto ignore = ignore_;
+  Status s = io::QueueWork(
+      loop_, [walk, rd, ignore] { *walk = store::Walk(*rd, *ignore); },
+      [this, walk, started, ignore, alive = alive_] {
+        if (!*alive || stopping_) return;
+        if (!walk->ok()) {
+          Logger("scan")->error("full_scan_failed error=\"{}\"", walk->status().message());
+          scanning_ = false;
+          state_.scan_state = "idle";
+          if (on_ready_) {
+            auto cb = std::move(on_ready_);
+            on_ready_ = nullptr;
+            cb(walk->status().Prefixed("scan"));
+          }
+          return;
+        }
+        auto w = std::make_shared<store::WalkResult>(std::move(walk->value()));
+        state_.walk_errors = w->errors.size();
+        for (const auto& e : w->errors) {
+          Logger("scan")->warn("unreadable_dir path=\"{}\" error=\"{}\"", e.path, e.status.message());
+        }
+        if (w->bad_names || w->special) {
+          Logger("scan")->info("skipped special={} bad_names={}", w->special, w->bad_names);
+        }
+        auto diff = std::make_shared<Result<store::ScanDiff>>(Status::Internal("no diff"));
+        Post([w, diff](store::Replica& r) { *diff = r.FullScanDiff(w->entries); },
+             [this, w, diff, started, ignore] {
+               if (!diff->ok()) {
+                 Logger("scan")->error("scan_diff_failed error=\"{}\"", diff->status().message());
+                 FinishFullScan(started);
+                 return;
+               }
+               std::vector<store::Observation> need_hash, ready;
+               for (size_t i : (*diff)->to_hash) {
+                 store::Observation& o = w->entries[i];
+                 (o.stat->kind == core::EntryKind::kFile ? need_hash : ready)
+                     .push_back(std::move(o));
+               }
+               for (std::string& p : (*diff)->missing) {
+                 // Not seen, but maybe only because its directory was unreadable,
+                 // or because it is ignored now: neither is a deletion.
+                 bool unsure = ignore->Ignored(p, false);
+                 for (const auto& e : w->errors) unsure = unsure || core::IsUnder(p, e.path);
+                 if (!unsure) ready.push_back({std::move(p), std::nullopt, {}});
+               }
+               Logger("scan")->debug("scan_diff to_hash={} ready={}", need_hash.size(),
+                                     ready.size());
+               HashAndApply(std::move(need_hash), std::move(ready),
+                            [this, started] { FinishFullScan(started); });
+             });
+      });
+  if (!s.ok()) {
+    scanning_ = false;
+    Logger("scan")->error("full_scan_not_started error=\"{}\"", s.message());
+  }
+}
+
+void LocalEngine::FinishFullScan(int64_t started_ms) {
+  scanning_ = false;
+  state_.scan_state = "idle";
+  state_.full_scans++;
+  state_.last_full_scan_ms = Now();
+  state_.last_scan_duration_ms = state_.last_full_scan_ms - started_ms;
+  Logger("scan")->info("full_scan_done duration_ms={} entries={} root={}",
+                       state_.last_scan_duration_ms, state_.counts.live(),
+                       core::ToHex(state_.root));
+  if (on_ready_) {
+    auto cb = std::move(on_ready_);
+    on_ready_ = nullptr;
+    cb(Status::Ok());
+  }
+  if (rescan_requested_) Rescan("requested during a scan");
+}
+
+void LocalEngine::HashAndApply(std::vector<store::Observation> need_hash,
+                               std::vector<store::Observation> ready,
+                               std::function<void()> done) {
+  auto job = std::make_shared<HashJob>();
+  uint64_t bytes = 0;
+  for (auto& o : need_hash) {
+    if (job->chunks.empty() || job->chunks.back().size() >= kChunkFiles || bytes >= kChunkBytes) {
+      job->chunks.emplace_back();
+      bytes = 0;
+    }
+    bytes += o.stat->size;
+    job->chunks.back().push_back(std::move(o));
+  }
+  job->done = std::move(done);
+  // Pump starts hash jobs while fewer than HashParallelism() run, applies
+  // each finished chunk on the strand, and calls `done` once all are in.
+  auto pump = std::make_shared<std::function<void()>>();
+  *pump = [this, job, pump_weak = std::weak_ptr<std::function<void()>>(pump)] {
+    auto self = pump_weak.lock();
+    while (self && !stopping_ && job->running < HashParallelism() &&
+           job->next < job->chunks.size()) {
+      auto chunk = std::make_shared<std::vector<store::Observation>>(
+          std::move(job->chunks[job->next++]));
+      auto retry = std::make_shared<std::vector<std::string>>();
+      auto hashed = std::make_shared<std::pair<uint64_t, uint64_t>>(0, 0);
+      job->running++;
+      const store::RootDir* rd = root_dir_.get();
+      Status s = io::QueueWork(
+          loop_,
+          [chunk, retry, hashed, rd] {
+            std::vector<store::Observation> out;
+            out.reserve(chunk->size());
+            for (store::Observation& o : *chunk) {
+              Result<core::Hash256> h = store::HashFile(*rd, o.path, *o.stat);
+              if (h.ok()) {
+                o.hash = *h;
+                hashed->first++;
+                hashed->second += o.stat->size;
+                out.push_back(std::move(o));
+                continue;
+              }
+              // Gone since the walk: a deletion. Changing: look again later.
+              Result<std::optional<store::LocalStat>> st = store::LstatOne(*rd, o.path);
+              if (st.ok() && !st->has_value()) {
+                out.push_back({std::move(o.path), std::nullopt, {}});
+              } else {
+                retry->push_back(std::move(o.path));
+              }
+            }
+            *chunk = std::move(out);
+          },
+          [this, job, chunk, retry, hashed, self, alive = alive_] {
+            if (!*alive) return;
+            job->running--;
+            state_.hashed_files += hashed->first;
+            state_.hashed_bytes += hashed->second;
+            Retry(std::move(*retry));
+            job->applying++;
+            Apply(std::move(*chunk), [job, self] {
+              job->applying--;
+              (*self)();
+            });
+            (*self)();
+          });
+      if (!s.ok()) job->running--;
+    }
+    if (job->done && (stopping_ || (job->next == job->chunks.size() && job->running == 0 &&
+                                    job->applying == 0))) {
+      auto finished = std::move(job->done);
+      job->done = nullptr;
+      finished();
+    }
+  };
+  // Directories, symlinks and deletions first: they need no hashing.
+  job->applying++;
+  Apply(std::move(ready), [job, pump] {
+    job->applying--;
+    (*pump)();
+  });
+}
+
+void LocalEngine::Apply(std::vector<store::Observation> observations, std::function<void()> done) {
+  if (observations.empty()) {
+    done();
+    return;
+  }
+  auto obs = std::make_shared<std::vector<store::Observation>>(std::move(observations));
+  struct Out {
+    Result<store::Changes> changes = Status::Internal("not applied");
+    store::IndexCounts counts;
+    uint64_t hlc = 0;
+  };
+  auto out = std::make_shared<Out>();
+  Post(
+      [obs, out](store::Replica& r) {
+        out->changes = r.ApplyLocal(std::move(*obs));
+        out->counts = r.counts();
+        out->hlc = r.hlc();
+      },
+      [this, out, done = std::move(done)] {
+        if (!out->changes.ok()) {
+          Logger("scan")->error("apply_failed error=\"{}\"", out->changes.status().message());
+        } else {
+          const store::Changes& c = *out->changes;
+          for (const auto& [path, why] : c.rejected) {
+            Logger("scan")->warn("rejected path=\"{}\" reason=\"{}\"", path, why);
+          }
+          state_.rejected += c.rejected.size();
+          for (const store::EntryChange& ch : c.changed) {
+            Logger("scan")->debug("local_change path=\"{}\" kind={} deleted={} vv={}",
+                                  ch.entry.path, core::KindName(ch.entry.kind), ch.entry.deleted,
+                                  ch.entry.vv.ToString());
+          }
+          Publish(c.root, out->counts, out->hlc);
+        }
+        done();
+      });
+}
+
+}  // namespace gossync::daemon
