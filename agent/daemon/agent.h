@@ -12,6 +12,7 @@
 
 #include "agent/daemon/admin_server.h"
 #include "agent/daemon/gossip_driver.h"
+#include "agent/daemon/repair_service.h"
 #include "agent/daemon/local_engine.h"
 #include "agent/daemon/notify.h"
 #include "agent/io/loop.h"
@@ -50,6 +51,7 @@ class Agent {
   Notifier notifier_;
   std::unique_ptr<LocalEngine> engine_;
   std::unique_ptr<GossipDriver> gossip_;
+  std::unique_ptr<RepairService> repair_;
   std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<io::SignalHandler> sigterm_, sigint_, sighup_;
   std::unique_ptr<io::Timer> watchdog_timer_, status_timer_;
