@@ -22,25 +22,29 @@ uint64_t RandomU64() {
   return v;
 }
 
-// Boot ids grow across restarts (core/membership.h, "Replay protection"):
-// max(clock-based, persisted + 1), persisted before use.
-Result<uint64_t> NextBootId(const std::string& state_dir) {
-  std::string path = state_dir + "/gossip.boot";
-  uint64_t last = 0;
-  {
-    std::ifstream in(path);
-    in >> last;
-  }
-  uint64_t id = std::max((io::WallMillis() << 16) | (RandomU64() & 0xffff), last + 1);
+// What a run must beat: the last boot id and incarnation of this node,
+// persisted in state_dir/gossip.state ("boot_id incarnation").
+using Persisted = GossipDriver::Persisted;
+
+Persisted ReadPersisted(const std::string& path) {
+  Persisted p;
+  std::ifstream in(path);
+  in >> p.boot_id >> p.incarnation;
+  return p;
+}
+
+// A small file rewritten in place through a rename; no fsync: after a power
+// loss a restart one second later still beats the old run on the clock.
+Status WritePersisted(const std::string& path, const Persisted& p) {
   std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << id << "\n";
+    out << p.boot_id << " " << p.incarnation << "\n";
     out.flush();
     if (!out) return Status::IoError("cannot write " + tmp);
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) return Status::FromErrno("rename " + path, errno);
-  return id;
+  return Status::Ok();
 }
 
 std::string FirstInterfaceIPv4() {
@@ -139,10 +143,16 @@ Status GossipDriver::Start(const std::string& repair_addr) {
 
   core::MembershipConfig mc = MembershipConfigFrom(config_);
   mc.repair_addr = repair_addr;
-  Result<uint64_t> boot = NextBootId(config_.state_dir);
-  if (!boot.ok()) return boot.status().Prefixed("state_dir");
-  mc.boot_id = *boot;
-  mc.initial_incarnation = io::WallMillis() / 1000;
+  // Boot ids and incarnations grow across restarts (core/membership.h,
+  // "Replay protection"): a restart within the same second as the last
+  // start, or after refutations raised the incarnation, still beats the old
+  // run's alive, dead or left record.
+  state_path_ = config_.state_dir + "/gossip.state";
+  Persisted last = ReadPersisted(state_path_);
+  mc.boot_id = std::max((io::WallMillis() << 16) | (RandomU64() & 0xffff), last.boot_id + 1);
+  mc.initial_incarnation = std::max<uint64_t>(io::WallMillis() / 1000, last.incarnation + 1);
+  persisted_ = {mc.boot_id, mc.initial_incarnation};
+  if (Status s = WritePersisted(state_path_, persisted_); !s.ok()) return s.Prefixed("state_dir");
   mc.rng_seed = RandomU64();
   mc.seeds = ResolveSeeds(config_.seeds, mc.gossip_addr);
   if (Status s = mc.Validate(); !s.ok()) return s.Prefixed("gossip");
@@ -261,6 +271,12 @@ void GossipDriver::Execute(core::Actions& actions) {
     if (callbacks_.on_root_differs) callbacks_.on_root_differs(r);
   }
   actions.Clear();
+  if (membership_->incarnation() != persisted_.incarnation) {
+    persisted_.incarnation = membership_->incarnation();
+    if (Status s = WritePersisted(state_path_, persisted_); !s.ok()) {
+      log->warn("persist_failed error=\"{}\"", s.message());
+    }
+  }
   Arm();
 }
 

@@ -34,6 +34,11 @@ class GossipDriver {
   GossipDriver(uv_loop_t* loop, const Config& config, Callbacks callbacks);
   ~GossipDriver();
 
+  struct Persisted {
+    uint64_t boot_id = 0;
+    uint64_t incarnation = 0;
+  };
+
   // Loads the keyring, binds the socket, resolves the seeds and starts the
   // protocol. `repair_addr` is what peers dial for repair.
   Status Start(const std::string& repair_addr);
@@ -78,6 +83,8 @@ class GossipDriver {
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;
   bool leaving_ = false;
+  std::string state_path_;  // state_dir/gossip.state
+  Persisted persisted_;  // what the next run must beat
 };
 
 // The address peers should use to reach a socket bound to `listen`:

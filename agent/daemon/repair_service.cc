@@ -460,13 +460,16 @@ void RepairService::End(Conn* c, bool ok, const std::string& error) {
   if (ok) {
     log->info(
         "session={} done peer={} role={} entries_in={} entries_out={} applied={} conflicts={} "
-        "bytes_in={} bytes_out={} wire_in={} wire_out={} ms={}",
+        "blocks_in={} blocks_reused={} bytes_in={} bytes_out={} wire_in={} wire_out={} "
+        "levels={} ms={}",
         id, c->peer, c->initiator ? "initiator" : "responder", s.stats.entries_received,
         s.stats.entries_sent, s.stats.entries_applied, s.stats.conflicts,
-        s.stats.content_bytes_received, s.stats.content_bytes_sent, s.wire_bytes_in,
-        s.wire_bytes_out, s.ended_ms - s.started_ms);
+        s.stats.blocks_received, s.stats.blocks_reused, s.stats.content_bytes_received,
+        s.stats.content_bytes_sent, s.wire_bytes_in, s.wire_bytes_out, s.stats.descent_levels,
+        s.ended_ms - s.started_ms);
   } else {
-    log->info("session={} failed peer={} error=\"{}\"", id, c->peer, error);
+    log->info("session={} failed peer={} error=\"{}\" blocks_in={} bytes_in={}", id, c->peer,
+              error, s.stats.blocks_received, s.stats.content_bytes_received);
   }
   if (!c->peer.empty() && !c->dry_run) {
     scheduler_.Ended(static_cast<uint64_t>(Mono()), c->peer, ok, Jitter());
