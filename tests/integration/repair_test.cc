@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <cstring>
 #include <random>
 
 #include "tests/testutil/cluster.h"
@@ -271,6 +272,63 @@ TEST_CASE("Repair: a peer from another CA, or with a name that is not its own, g
   CHECK(check.exit_code == 2);  // it refuses to start with another node's certificate
   CHECK(check.err.find("names node \"anode\"") != std::string::npos);
   for (auto& a : c.agents) CHECK_FALSE(fs::exists(a->data_dir() + "/planted2.txt"));
+}
+
+TEST_CASE("Repair: kill -9 of the receiver mid-transfer leaves no partial file and resumes",
+          "[integration][repair][slow]") {
+  // The sender is slowed to 40 MiB/s so the 200 MiB transfer takes ~5 s.
+  TempDir tmp;
+  ClusterSecrets secrets(tmp / "secrets");
+  AgentOptions ao = Named("sender");
+  ao.gossip_toml = kFastGossip;
+  ao.repair_toml = "bandwidth_limit = \"40MiB\"";
+  Agent sender(tmp.path(), &secrets, ao);
+  AgentOptions bo = Named("receiver");
+  bo.gossip_toml = kFastGossip;
+  bo.seeds = {sender.gossip_address()};
+  Agent receiver(tmp.path(), &secrets, bo);
+  {
+    std::mt19937_64 rng(7);
+    std::string big(200 << 20, '\0');
+    for (size_t i = 0; i + 8 <= big.size(); i += 8) {
+      uint64_t v = rng();
+      std::memcpy(&big[i], &v, 8);
+    }
+    WriteFile(sender.data_dir() + "/big.bin", big);
+  }
+  sender.Start();
+  REQUIRE(sender.WaitReady(seconds(60)));
+  receiver.Start();
+  REQUIRE(receiver.WaitReady());
+  auto received = [&] {
+    nlohmann::json s = receiver.Status();
+    int64_t n = 0;
+    for (const auto& x : s.value("sessions", nlohmann::json::array())) {
+      n += x.value("bytes_received", int64_t(0));
+    }
+    return n;
+  };
+  REQUIRE(WaitFor([&] { return received() > (60 << 20); }, seconds(30)));
+  receiver.Kill();
+  CHECK_FALSE(fs::exists(receiver.data_dir() + "/big.bin"));
+  for (auto& e : fs::recursive_directory_iterator(receiver.data_dir())) {
+    FAIL("unexpected entry in data_dir: " << e.path());
+  }
+  receiver.Start();
+  REQUIRE(receiver.WaitReady());
+  REQUIRE(WaitFor([&] { return fs::exists(receiver.data_dir() + "/big.bin"); }, seconds(60)));
+  CHECK(TreeFingerprint(receiver.data_dir()) == TreeFingerprint(sender.data_dir()));
+  // The session after the restart reused what the first one had written.
+  std::string log = receiver.log();
+  size_t restart = log.rfind("agent starting");
+  REQUIRE(restart != std::string::npos);
+  size_t done = log.find("done peer=sender", restart);
+  REQUIRE(done != std::string::npos);
+  size_t at = log.find("blocks_reused=", done);
+  REQUIRE(at != std::string::npos);
+  long reused = std::stol(log.substr(at + 14));
+  INFO(log.substr(done, 400));
+  CHECK(reused >= (60 << 20) / (128 << 10) - 8);  // most of the first 60 MiB
 }
 
 }  // namespace
