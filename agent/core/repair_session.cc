@@ -480,40 +480,47 @@ void RepairSession::Impl::Decide(const Entry& remote, const std::string& source)
 
 void RepairSession::Impl::Conflict(const Entry& local, const Entry& remote, const Resolution& r,
                                    const std::string& source) {
-  const Entry& winner = *r.winner;
-  if (SameVersionExceptVv(winner, local)) {
-    // Ours stays, with the merged history; the peer's content becomes the copy.
-    if (winner.Digest() != local.Digest()) ApplyMeta(winner, local);
-    if (r.copy) Decide(*r.copy, source);
-    return;
-  }
   (void)remote;
-  if (!r.copy) return Act(winner, source, local);  // the loser leaves nothing to keep
+  const Entry& winner = *r.winner;
+  const bool local_wins = SameVersionExceptVv(winner, local);
+  // The winner carries the merged history, which claims the loser as seen:
+  // it is applied only once the loser's content is safe as the copy, or a
+  // session cut in between would lose it for good.
+  auto apply_winner = [&] {
+    if (!local_wins) return Act(winner, source, local);
+    if (winner.Digest() != local.Digest()) ApplyMeta(winner, local);  // ours, merged history
+  };
+  if (!r.copy) return apply_winner();  // the loser leaves nothing to keep
   const Entry& copy = *r.copy;
   auto existing = view->Get(copy.path);
   if (!existing.ok()) return LocalError(existing.status());
   if (*existing) {
-    if ((*existing)->Digest() == copy.Digest()) return Act(winner, source, local);
+    if ((*existing)->Digest() == copy.Digest()) return apply_winner();  // made before
     // Something else sits at the copy's name: replacing ours now would lose
-    // it, so ours stays this round.
+    // it, so this path waits.
     ++stats.skipped;
     return;
   }
+  Followup then{winner, source, local};
   if (busy.count(copy.path)) {
-    ++stats.deferred;
+    if (FollowPending(copy, then)) {
+      busy.insert(local.path);
+    } else {
+      ++stats.deferred;
+    }
     return;
   }
-  // The copy first; the winner replaces ours only once it is made.
-  const uint64_t op = next_op++;
   busy.insert(local.path);
-  busy.insert(copy.path);
-  ops[op] = LocalOp{copy.path, Followup{winner, source, local}};
-  if (copy.kind == EntryKind::kFile) {
-    copies[{local.path, local.hash}] = copy.path;
-    Emit(repair::MakeConflictCopy{op, local.path, copy, local});
-  } else {
-    Emit(repair::ApplyMeta{op, copy, std::nullopt});  // a symlink: the entry is all of it
+  if (copy.kind != EntryKind::kFile) {
+    return ApplyMeta(copy, std::nullopt, std::move(then));  // a symlink: the entry is all of it
   }
+  if (local_wins) return EnqueuePull(copy, source, std::nullopt, std::move(then), copy.path);
+  // Our content loses: copy it aside first (the peer may fetch it from there).
+  const uint64_t op = next_op++;
+  busy.insert(copy.path);
+  copies[{local.path, local.hash}] = copy.path;
+  ops[op] = LocalOp{copy.path, std::move(then), copy.Digest()};
+  Emit(repair::MakeConflictCopy{op, local.path, copy, local});
 }
 
 void RepairSession::Impl::Act(const Entry& target, const std::string& source,
@@ -527,11 +534,36 @@ void RepairSession::Impl::Act(const Entry& target, const std::string& source,
   ApplyMeta(target, expected);
 }
 
-void RepairSession::Impl::ApplyMeta(const Entry& target, const std::optional<Entry>& expected) {
+void RepairSession::Impl::ApplyMeta(const Entry& target, const std::optional<Entry>& expected,
+                                    std::optional<Followup> then) {
   const uint64_t op = next_op++;
   busy.insert(target.path);
-  ops[op] = LocalOp{target.path, std::nullopt};
+  ops[op] = LocalOp{target.path, std::move(then), target.Digest()};
   Emit(repair::ApplyMeta{op, target, expected});
+}
+
+bool RepairSession::Impl::FollowPending(const Entry& e, Followup& then) {
+  const Hash256 digest = e.Digest();
+  for (auto& [op, o] : ops) {
+    if (o.path == e.path && o.digest == digest && !o.then) {
+      o.then = std::move(then);
+      return true;
+    }
+  }
+  auto follow = [&](Pull& p) {
+    if (p.entry.path != e.path || p.entry.Digest() != digest || p.then) return false;
+    p.then = std::move(then);
+    return true;
+  };
+  for (auto& [op, p] : active) {
+    if (follow(p)) return true;
+  }
+  for (std::deque<Pull>* q : {&queued_small, &queued_large}) {
+    for (Pull& p : *q) {
+      if (follow(p)) return true;
+    }
+  }
+  return false;
 }
 
 // ---- Termination ----

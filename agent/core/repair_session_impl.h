@@ -23,6 +23,13 @@ namespace gossync::core {
 struct RepairSession::Impl {
   Impl(RepairOptions o, DatasetView* v);
 
+  // What must happen once a conflict copy is safe: the winner is applied.
+  struct Followup {
+    Entry target;
+    std::string source;
+    std::optional<Entry> expected;
+  };
+
   // ---- repair_session.cc ----
   // Runs one input: binds the output, calls `body`, then Post().
   template <typename F>
@@ -61,14 +68,21 @@ struct RepairSession::Impl {
                 const std::string& source);
   // Makes the local dataset hold `target` (content from `source` if needed).
   void Act(const Entry& target, const std::string& source, const std::optional<Entry>& expected);
-  void ApplyMeta(const Entry& target, const std::optional<Entry>& expected);
+  void ApplyMeta(const Entry& target, const std::optional<Entry>& expected,
+                 std::optional<Followup> then = std::nullopt);
+  // If an operation of this session is already making `e` (a conflict copy
+  // whose entry came first), makes `then` follow it. False if none is.
+  bool FollowPending(const Entry& e, Followup& then);
   void Record(std::vector<DiffItem>& list, const std::string& path,
               const std::optional<Entry>& local, const std::optional<Entry>& remote);
   void LocalError(const Status& s);
 
   // ---- repair_transfer.cc ----
+  // `alt_source`: where the peer may hold the content instead (a conflict
+  // copy it made of it), asked for if `source` is not found.
   void EnqueuePull(const Entry& target, const std::string& source,
-                   const std::optional<Entry>& expected);
+                   const std::optional<Entry>& expected,
+                   std::optional<Followup> then = std::nullopt, std::string alt_source = {});
   void PumpPulls();
   void OnBlockListReq(const BlockListReqMsg& m);
   void OnBlockList(BlockListMsg& m);
@@ -82,6 +96,7 @@ struct RepairSession::Impl {
 
   struct Pull;
   void StartPull(Pull p);
+  void RequestList(Pull& p);
   void RequestBlocks();
   void Commit(Pull& p);
   void FailPull(uint64_t op);
@@ -123,14 +138,10 @@ struct RepairSession::Impl {
 
   // Local operations awaiting OnApplied; a conflict copy carries the apply
   // that must wait for it.
-  struct Followup {
-    Entry target;
-    std::string source;
-    std::optional<Entry> expected;
-  };
   struct LocalOp {
     std::string path;
     std::optional<Followup> then;
+    Hash256 digest{};  // of the entry it applies (or copies)
   };
   std::map<uint64_t, LocalOp> ops;
   uint64_t next_op = 1;
@@ -141,6 +152,8 @@ struct RepairSession::Impl {
     uint64_t op = 0;
     Entry entry;         // what is committed
     std::string source;  // where the peer holds the content
+    std::string alt_source;
+    bool using_alt = false;
     std::optional<Entry> expected;
     State state = State::kQueued;
     bool large = false;  // more than one block: needs BLOCKLIST
@@ -153,6 +166,7 @@ struct RepairSession::Impl {
     uint64_t scan = 0;         // first index that may be unrequested
     size_t reqs_out = 0;       // our requests for it still unanswered
     bool failed = false;
+    std::optional<Followup> then;  // once committed
   };
   std::deque<Pull> queued_small, queued_large;
   std::map<uint64_t, Pull> active;  // by op, in start order
@@ -160,6 +174,7 @@ struct RepairSession::Impl {
   struct OutReq {
     uint64_t op = 0;
     bool list = false;
+    bool alt = false;            // sent for the pull's alt_source
     std::set<uint32_t> pending;  // block indexes not yet received
   };
   std::map<uint32_t, OutReq> out_reqs;

@@ -35,8 +35,11 @@ ReqErrorCode CodeFor(const Status& s) {
 // ---- Pulling ----
 
 void RepairSession::Impl::EnqueuePull(const Entry& target, const std::string& source,
-                                      const std::optional<Entry>& expected) {
+                                      const std::optional<Entry>& expected,
+                                      std::optional<Followup> then, std::string alt_source) {
   Pull p;
+  p.then = std::move(then);
+  p.alt_source = std::move(alt_source);
   p.op = next_op++;
   p.entry = target;
   p.source = source;
@@ -45,6 +48,7 @@ void RepairSession::Impl::EnqueuePull(const Entry& target, const std::string& so
   if (p.blocks > kMaxBlocksPerFile) {
     ++stats.skipped;  // too large to move by this protocol
     busy.erase(target.path);
+    if (p.then) busy.erase(p.then->target.path);
     return;
   }
   p.large = p.blocks > 1;
@@ -77,13 +81,18 @@ void RepairSession::Impl::StartPull(Pull p) {
     active.emplace(op, std::move(p));
     return;
   }
-  const uint32_t req = next_req++;
-  out_reqs[req] = OutReq{op, true, {}};
-  p.reqs_out = 1;
-  p.state = Pull::State::kListing;
-  Send(BlockListReqMsg{req, p.source, p.entry.hash});
   ++active_large;
-  active.emplace(op, std::move(p));
+  auto it = active.emplace(op, std::move(p)).first;
+  RequestList(it->second);
+}
+
+void RepairSession::Impl::RequestList(Pull& p) {
+  const uint32_t req = next_req++;
+  out_reqs[req] = OutReq{p.op, true, p.using_alt, {}};
+  ++p.reqs_out;
+  p.state = Pull::State::kListing;
+  p.hashes.clear();
+  Send(BlockListReqMsg{req, p.using_alt ? p.alt_source : p.source, p.entry.hash});
 }
 
 void RepairSession::Impl::RequestBlocks() {
@@ -95,9 +104,9 @@ void RepairSession::Impl::RequestBlocks() {
     if (n < std::min(p.unrequested, kMinBatch) && in_flight > 0) continue;
     BlockReqMsg m;
     m.req = next_req++;
-    m.path = p.source;
+    m.path = p.using_alt ? p.alt_source : p.source;
     m.hash = p.entry.hash;
-    OutReq r{op, false, {}};
+    OutReq r{op, false, p.using_alt, {}};
     while (m.indexes.size() < n) {
       GOSSYNC_CHECK(p.scan < p.blocks);
       if (!p.have[p.scan] && !p.requested[p.scan]) {
@@ -143,11 +152,17 @@ void RepairSession::Impl::Committed(uint64_t op, const Status& s) {
   auto it = active.find(op);
   GOSSYNC_CHECK(it != active.end() && it->second.state == Pull::State::kCommitting);
   const std::string path = it->second.entry.path;
+  std::optional<Followup> then = std::move(it->second.then);
+  it->second.then.reset();
   ReleasePull(op);
   if (s.ok()) {
     ++stats.entries_applied;
     ++stats.files_pulled;
-  } else if (s.code() == Code::kCorruption) {
+    if (then) Act(then->target, then->source, then->expected);
+    return;
+  }
+  if (then) busy.erase(then->target.path);  // the winner waits for the next session
+  if (s.code() == Code::kCorruption) {
     // Every block matched its listed hash, the whole does not match the
     // entry: the peer's block list was a lie.
     Fail("bad_content", "content of " + path + " does not match its hash: " + s.message());
@@ -162,6 +177,7 @@ void RepairSession::Impl::ReleasePull(uint64_t op) {
   GOSSYNC_CHECK(it != active.end());
   if (it->second.large) --active_large;
   busy.erase(it->second.entry.path);
+  if (it->second.then) busy.erase(it->second.then->target.path);  // it will not follow
   active.erase(it);
 }
 
@@ -257,11 +273,25 @@ void RepairSession::Impl::OnReqError(const ReqErrorMsg& m) {
     return Fail("unrequested",
                 "REQ_ERROR for request " + std::to_string(m.req) + ", which we did not make");
   }
-  const uint64_t op = rit->second.op;
-  in_flight -= rit->second.pending.size();
+  const OutReq r = std::move(rit->second);
   out_reqs.erase(rit);
-  --active.at(op).reqs_out;
-  FailPull(op);  // e.g. `changed`: the peer indexes the new version, next session
+  in_flight -= r.pending.size();
+  Pull& p = active.at(r.op);
+  --p.reqs_out;
+  // Not at the path it had: the peer may have made its conflict copy of it
+  // since (a session cut between its copy and ours); ask there.
+  if (!p.failed && !r.alt && !p.alt_source.empty() &&
+      m.code == static_cast<uint8_t>(ReqErrorCode::kNotFound)) {
+    p.using_alt = true;
+    if (r.list) return RequestList(p);
+    for (uint32_t i : r.pending) {
+      p.requested[i] = false;
+      ++p.unrequested;
+      p.scan = std::min<uint64_t>(p.scan, i);
+    }
+    return;  // Post() asks again
+  }
+  FailPull(r.op);  // e.g. `changed`: the peer indexes the new version, next session
 }
 
 // ---- Serving ----

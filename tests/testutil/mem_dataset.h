@@ -8,7 +8,9 @@
 //    that survive a session, preconditions, reads for the peer), queueing
 //    the completions.
 //
-// Built into the tests that use it (see tests/unit/wire/repair_harness_test.cc).
+// Built into the tests that use it by including the .cc (tests/CMakeLists.txt
+// compiles only *_test.cc files into a test binary): tests/unit/core/
+// repair_session_test.cc and tests/unit/wire/repair_harness_test.cc.
 #pragma once
 
 #include <cstdint>

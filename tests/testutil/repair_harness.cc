@@ -96,6 +96,7 @@ Link::Link(MemNode& a, MemNode& b, LinkOptions options) {
   for (core::RepairOptions* o : {&oa, &ob}) {
     o->max_in_flight_blocks = options.max_in_flight_blocks;
     o->max_active_pulls = options.max_active_pulls;
+    o->max_active_large_pulls = options.max_active_large_pulls;
   }
   if (options.root_hint) oa.peer_root = b.data().Root();
   a_ = std::make_unique<Endpoint>(&a, std::move(oa), options.max_frame_bytes);

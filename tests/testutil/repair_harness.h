@@ -70,6 +70,7 @@ struct LinkOptions {
   // Both sides' (the puller's window and the server's bound must agree).
   size_t max_in_flight_blocks = core::kMaxInFlightBlocks;
   size_t max_active_pulls = 64;
+  size_t max_active_large_pulls = 4;
 };
 
 class Link {

@@ -26,7 +26,32 @@ std::string Content(std::mt19937_64& rng, size_t n) {
   return s;
 }
 
+std::string Describe(const Entry* e) {
+  if (e == nullptr) return "absent";
+  std::string s = std::string(e->deleted ? "tombstone " : "") + core::KindName(e->kind) + " " +
+                  e->vv.ToString() + " hash " + core::ToHex(e->hash).substr(0, 8) + " mode " +
+                  std::to_string(e->mode) + " hlc " + std::to_string(e->hlc & 0xffffff) + " " +
+                  e->origin;
+  return s;
+}
+
+// The paths where the two datasets differ, both versions each.
+std::string Differences(const MemDataset& a, const MemDataset& b) {
+  std::string out;
+  std::set<std::string> paths;
+  for (const auto& [p, e] : a.entries()) paths.insert(p);
+  for (const auto& [p, e] : b.entries()) paths.insert(p);
+  for (const std::string& p : paths) {
+    const Entry* x = a.Find(p);
+    const Entry* y = b.Find(p);
+    if (x && y && *x == *y) continue;
+    out += "\n  " + p + ": " + Describe(x) + " | " + Describe(y);
+  }
+  return out;
+}
+
 void RequireConverged(MemNode& a, MemNode& b) {
+  INFO("differences:" << Differences(a.data(), b.data()));
   REQUIRE(a.data().Root() == b.data().Root());
   REQUIRE(a.data().entries() == b.data().entries());
   REQUIRE(a.data().contents() == b.data().contents());
@@ -383,52 +408,170 @@ void CheckNoLoss(const Snapshot& side, const Snapshot& other, const MemDataset& 
   }
 }
 
+// Two nodes that diverged from a common ancestor by random changes,
+// concurrent ones included (both sides draw from the same paths).
+struct Diverged {
+  MemNode a, b;
+  Snapshot before_a, before_b;
+};
+
+Diverged Diverge(std::mt19937_64& rng) {
+  const int depth = 1 + static_cast<int>(rng() % 3);
+  MemNode o("origin", 9, depth);
+  std::vector<std::string> pool;
+  for (int i = 0; i < 60; ++i)
+    pool.push_back("d" + std::to_string(i % 4) + "/n" + std::to_string(i));
+  Mutate(o, rng, pool, 40);
+  Diverged d{MemNode("alpha", 1, depth, 1'700'000'000'000 + rng() % 100),
+             MemNode("beta", 2, depth, 1'700'000'000'000 + rng() % 100),
+             {},
+             {}};
+  d.a.CopyFrom(o);
+  d.b.CopyFrom(o);
+  Mutate(d.a, rng, pool, static_cast<int>(rng() % 30));
+  Mutate(d.b, rng, pool, static_cast<int>(rng() % 30));
+  d.before_a = d.a.data().entries();
+  d.before_b = d.b.data().entries();
+  return d;
+}
+
+// Random but valid session settings: small blocks, narrow windows.
+LinkOptions RandomOptions(std::mt19937_64& rng) {
+  LinkOptions opts;
+  opts.block_size = 64;
+  opts.root_hint = rng() % 4 != 0;
+  const size_t windows[] = {1, 3, 64};
+  opts.max_in_flight_blocks = windows[rng() % 3];
+  opts.max_active_pulls = windows[rng() % 3];
+  opts.max_active_large_pulls = 1 + rng() % 4;
+  return opts;
+}
+
+void CheckSettled(Diverged& d, const LinkOptions& opts) {
+  RequireConverged(d.a, d.b);
+  CheckNoLoss(d.before_a, d.before_b, d.a.data());
+  CheckNoLoss(d.before_b, d.before_a, d.a.data());
+  // A further session finds nothing to do.
+  Link again(d.a, d.b, opts);
+  again.Run();
+  RequireFinished(again);
+  CHECK(again.a().driver.counters().local_actions == 0);
+  CHECK(again.b().driver.counters().local_actions == 0);
+  CHECK(Frames(again.a()) + Frames(again.b()) <= 5);
+}
+
 TEST_CASE("RepairSession: random divergent datasets converge in one session, losing nothing",
           "[repair_session][property]") {
   GOSSYNC_SEEDED_RNG(0x5eed);
   std::printf("repair property test seed %llu\n", static_cast<unsigned long long>(seed));
   uint64_t conflicts = 0, pulled = 0, applied = 0;
-  for (int round = 0; round < 150; ++round) {
+  for (int round = 0; round < 200; ++round) {
     INFO("round " << round);
-    const int depth = 1 + static_cast<int>(rng() % 3);
-    MemNode o("origin", 9, depth);
-    std::vector<std::string> pool;
-    for (int i = 0; i < 60; ++i)
-      pool.push_back("d" + std::to_string(i % 4) + "/n" + std::to_string(i));
-    Mutate(o, rng, pool, 40);
-    MemNode a("alpha", 1, depth, 1'700'000'000'000 + rng() % 100);
-    MemNode b("beta", 2, depth, 1'700'000'000'000 + rng() % 100);
-    a.CopyFrom(o);
-    b.CopyFrom(o);
-    Mutate(a, rng, pool, static_cast<int>(rng() % 30));
-    Mutate(b, rng, pool, static_cast<int>(rng() % 30));
-    const Snapshot sa = a.data().entries(), sb = b.data().entries();
+    Diverged d = Diverge(rng);
     const bool a_initiates = rng() % 2;
-    LinkOptions opts;
-    opts.block_size = 64;
-    opts.root_hint = rng() % 4 != 0;
-    Link link = a_initiates ? Link(a, b, opts) : Link(b, a, opts);
+    const LinkOptions opts = RandomOptions(rng);
+    Link link = a_initiates ? Link(d.a, d.b, opts) : Link(d.b, d.a, opts);
     link.Run();
     RequireFinished(link);
-    RequireConverged(a, b);
-    CheckNoLoss(sa, sb, a.data());
-    CheckNoLoss(sb, sa, a.data());
+    CheckSettled(d, opts);
     conflicts += link.a().finished->stats.conflicts;
     pulled += link.a().finished->stats.files_pulled + link.b().finished->stats.files_pulled;
     applied += link.a().finished->stats.entries_applied + link.b().finished->stats.entries_applied;
-
-    // A second session finds nothing to do.
-    Link again(a, b, opts);
-    again.Run();
-    RequireFinished(again);
-    CHECK(again.a().driver.counters().local_actions == 0);
-    CHECK(again.b().driver.counters().local_actions == 0);
-    CHECK(Frames(again.a()) + Frames(again.b()) <= 5);
   }
-  std::printf("  150 rounds: %llu conflicts, %llu files pulled, %llu entries applied\n",
+  std::printf("  200 rounds: %llu conflicts, %llu files pulled, %llu entries applied\n",
               static_cast<unsigned long long>(conflicts), static_cast<unsigned long long>(pulled),
               static_cast<unsigned long long>(applied));
   CHECK(conflicts > 0);
+}
+
+TEST_CASE("RepairSession: a session cut anywhere leaves a state the next one completes",
+          "[repair_session][property]") {
+  GOSSYNC_SEEDED_RNG(0xc07);
+  std::printf("repair cut property test seed %llu\n", static_cast<unsigned long long>(seed));
+  int cut = 0;
+  for (int round = 0; round < 200; ++round) {
+    INFO("round " << round);
+    Diverged d = Diverge(rng);
+    const LinkOptions opts = RandomOptions(rng);
+    for (int cuts = static_cast<int>(1 + rng() % 3); cuts > 0; --cuts) {
+      Link first = rng() % 2 ? Link(d.a, d.b, opts) : Link(d.b, d.a, opts);
+      const int at = 1 + static_cast<int>(rng() % 40);
+      int frames = 0;
+      auto counter = [&](const core::RepairMessage&) { return ++frames >= at; };
+      first.a().on_frame = counter;
+      first.b().on_frame = counter;
+      first.Run();
+      REQUIRE_FALSE(first.stalled());
+      cut += first.cut();
+    }
+    Link second(d.b, d.a, opts);
+    second.Run();
+    RequireFinished(second);
+    INFO("second session: skipped " << second.a().finished->stats.skipped << "+"
+                                    << second.b().finished->stats.skipped << ", deferred "
+                                    << second.a().finished->stats.deferred << "+"
+                                    << second.b().finished->stats.deferred);
+    CheckSettled(d, opts);
+  }
+  std::printf("  200 rounds, %d sessions cut before the end\n", cut);
+  CHECK(cut > 200);
+}
+
+TEST_CASE("RepairSession: a dry run predicts what a real session changes",
+          "[repair_session][property]") {
+  GOSSYNC_SEEDED_RNG(0xd21);
+  for (int round = 0; round < 100; ++round) {
+    INFO("round " << round);
+    Diverged d = Diverge(rng);
+    LinkOptions opts = RandomOptions(rng);
+    opts.dry_run = true;
+    const core::Hash256 root_a = d.a.data().Root(), root_b = d.b.data().Root();
+    Link dry(d.a, d.b, opts);
+    dry.Run();
+    RequireFinished(dry);
+    REQUIRE(d.a.data().Root() == root_a);
+    REQUIRE(d.b.data().Root() == root_b);
+    const core::DiffReport da = dry.a().finished->stats.diff;
+    const core::DiffReport db = dry.b().finished->stats.diff;
+
+    opts.dry_run = false;
+    Link real(d.a, d.b, opts);
+    real.Run();
+    RequireFinished(real);
+    RequireConverged(d.a, d.b);
+    auto paths = [](std::initializer_list<const std::vector<core::DiffItem>*> lists) {
+      std::set<std::string> out;
+      for (const auto* l : lists) {
+        for (const auto& i : *l) out.insert(i.path);
+      }
+      return out;
+    };
+    // What changed on each side, conflict copies aside.
+    auto changed = [](const Snapshot& before, const MemDataset& after) {
+      std::set<std::string> out;
+      for (const auto& [p, e] : after.entries()) {
+        auto b = before.find(p);
+        if ((b == before.end() || !(b->second == e)) && !core::IsConflictCopy(p)) out.insert(p);
+      }
+      return out;
+    };
+    // A side changes exactly the paths it would pull, or resolve as a
+    // conflict or merge (a merge or a won conflict may leave ours as is,
+    // give or take the history).
+    const std::set<std::string> ca = changed(d.before_a, d.a.data());
+    const std::set<std::string> cb = changed(d.before_b, d.b.data());
+    const std::set<std::string> pa = paths({&da.pull}), pb = paths({&db.pull});
+    const std::set<std::string> xa = paths({&da.pull, &da.conflict, &da.merge});
+    const std::set<std::string> xb = paths({&db.pull, &db.conflict, &db.merge});
+    for (const std::string& p : pa) CHECK(ca.count(p));
+    for (const std::string& p : ca) CHECK(xa.count(p));
+    for (const std::string& p : pb) CHECK(cb.count(p));
+    for (const std::string& p : cb) CHECK(xb.count(p));
+    // And the two sides agree on the directions.
+    CHECK(paths({&da.push}) == pb);
+    CHECK(paths({&db.push}) == pa);
+    CHECK(paths({&da.conflict}) == paths({&db.conflict}));
+  }
 }
 
 // ---- Dry run ----
