@@ -77,12 +77,33 @@ std::optional<LocalStat> IfWritten(std::optional<LocalStat> fresh, const core::E
 
 // ---- Reading the local state ----
 
+namespace {
+
+// A directory this executor put in place of `expected` to hold a child:
+// a placeholder for an absent path, or the revival of a tombstone. The
+// session decided against `expected`, and `target` beats the stand-in too
+// (a placeholder loses to everything; a revival to what dominates its
+// tombstone), so the decision stands.
+bool StandIn(const IndexRecord& now, const std::optional<core::Entry>& expected,
+             const core::Entry& target) {
+  const core::Entry& e = now.entry;
+  if (!e.live() || e.kind != EntryKind::kDirectory) return false;
+  if (!expected) return e.vv.empty();
+  return expected->deleted && e.vv == expected->vv && e.hlc == expected->hlc &&
+         e.origin == expected->origin && target.vv.Compare(expected->vv) == core::VvOrder::kGreater;
+}
+
+}  // namespace
+
 Result<std::optional<IndexRecord>> RepairExecutor::IndexHolds(
-    const std::string& path, const std::optional<core::Entry>& expected) {
+    const std::string& path, const std::optional<core::Entry>& expected,
+    const core::Entry& target) {
   Result<std::optional<IndexRecord>> rec = ctx_.replica->Get(path);
   if (!rec.ok()) return rec.status();
   const bool holds = expected ? (*rec && (*rec)->digest == expected->Digest()) : !rec->has_value();
-  if (!holds) return Refused(Status::Aborted(path + " changed in the index since the decision"));
+  if (!holds && !(*rec && StandIn(**rec, expected, target))) {
+    return Refused(Status::Aborted(path + " changed in the index since the decision"));
+  }
   return rec;
 }
 
@@ -124,7 +145,6 @@ Status RepairExecutor::EnsureParents(const std::string& path) {
   const std::string_view parent = core::ParentPath(path);
   if (parent.empty()) return Status::Ok();
   std::vector<RemoteChange> placeholders;
-  std::vector<Observation> revived;
   // Top down, so each directory is made inside one that exists.
   std::vector<std::string> dirs;
   for (size_t slash = parent.find('/'); slash != std::string_view::npos;
@@ -149,37 +169,47 @@ Status RepairExecutor::EnsureParents(const std::string& path) {
       GOSSYNC_RETURN_IF_ERROR(MakeDirectory(*ctx_.root, dir, kPlaceholderMode));
     }
     if (known_live) continue;  // a live directory (recreated if a local rm was not scanned yet)
+    if (*rec) {
+      GOSSYNC_RETURN_IF_ERROR(Revive(**rec));  // a tombstone: see the header
+      continue;
+    }
+    // Unknown to the index: only a directory we just made is ours to index;
+    // one that was already there is a local change for the scanner.
+    if (*cur) continue;
     Result<std::optional<LocalStat>> fresh = Current(dir);
     if (!fresh.ok()) return fresh.status();
-    if (!*rec) {
-      // Unknown to the index: only a directory we just made is ours to
-      // index; one that was already there is a local change for the scanner.
-      if (*cur) continue;
-      RemoteChange c;
-      c.entry.path = dir;
-      c.entry.kind = EntryKind::kDirectory;
-      c.entry.mode = kPlaceholderMode;
-      c.entry.origin = ctx_.replica->node_name();
-      // Empty VV and HLC 0: dominated by every real version of the path.
-      c.stat = *fresh;
-      placeholders.push_back(std::move(c));
-    } else {
-      revived.push_back(Observation{dir, *fresh, {}});
-    }
+    RemoteChange c;
+    c.entry.path = dir;
+    c.entry.kind = EntryKind::kDirectory;
+    c.entry.mode = kPlaceholderMode;
+    c.entry.origin = ctx_.replica->node_name();
+    // Empty VV and HLC 0: dominated by every real version of the path.
+    c.stat = *fresh;
+    placeholders.push_back(std::move(c));
   }
   if (!placeholders.empty()) {
     Result<RemoteChanges> r = ctx_.replica->ApplyRemote(std::move(placeholders));
     if (!r.ok()) return r.status();
     stats_.parents_created += r->applied;
   }
-  if (!revived.empty()) {
-    // A tombstoned directory that a live entry needs: a local change (a
-    // new version that dominates the tombstone), exactly what the scanner
-    // would record on finding the directory there.
-    Result<Changes> c = ctx_.replica->ApplyLocal(std::move(revived));
-    if (!c.ok()) return c.status();
-    stats_.parents_revived += c->changed.size();
-  }
+  return Status::Ok();
+}
+
+Status RepairExecutor::Revive(const IndexRecord& tomb) {
+  const std::string& dir = tomb.entry.path;
+  GOSSYNC_RETURN_IF_ERROR(MakeDirectory(*ctx_.root, dir, kPlaceholderMode));
+  core::Entry e;
+  e.path = dir;
+  e.kind = EntryKind::kDirectory;
+  e.mode = kPlaceholderMode;
+  e.vv = tomb.entry.vv;
+  e.hlc = tomb.entry.hlc;
+  e.origin = tomb.entry.origin;
+  Result<std::optional<LocalStat>> fresh = Current(dir);
+  if (!fresh.ok()) return fresh.status();
+  std::optional<LocalStat> st = IfWritten(*fresh, e);
+  GOSSYNC_RETURN_IF_ERROR(Index(std::move(e), tomb, std::move(st)));
+  ++stats_.parents_revived;
   return Status::Ok();
 }
 
@@ -215,7 +245,7 @@ Status RepairExecutor::RemoveForKindChange(const std::string& path,
 
 Status RepairExecutor::CommitPulled(const core::Entry& e, const std::optional<core::Entry>& expected,
                                     PendingFile& file) {
-  Result<std::optional<IndexRecord>> rec = IndexHolds(e.path, expected);
+  Result<std::optional<IndexRecord>> rec = IndexHolds(e.path, expected, e);
   if (!rec.ok()) return rec.status();
   Result<std::optional<LocalStat>> cur = Current(e.path);
   if (!cur.ok()) return cur.status();
@@ -265,7 +295,7 @@ Status RepairExecutor::Copy(const r::MakeConflictCopy& a) {
   if (!c.live() || c.kind != EntryKind::kFile) {
     return Status::InvalidArgument("conflict copy " + c.path + " is not a live file");
   }
-  Result<std::optional<IndexRecord>> rec = IndexHolds(a.from, a.expected);
+  Result<std::optional<IndexRecord>> rec = IndexHolds(a.from, a.expected, c);
   if (!rec.ok()) return rec.status();
   const std::optional<IndexRecord>& from = *rec;
   if (!from || !from->entry.live() || from->entry.kind != EntryKind::kFile ||
@@ -321,7 +351,7 @@ Status RepairExecutor::Apply(const r::ApplyMeta& a) {
     ++stats_.ignored;
     return Status::PermissionDenied(e.path + " is ignored here");
   }
-  Result<std::optional<IndexRecord>> rec = IndexHolds(e.path, a.expected);
+  Result<std::optional<IndexRecord>> rec = IndexHolds(e.path, a.expected, e);
   if (!rec.ok()) return rec.status();
   Result<std::optional<LocalStat>> cur = Current(e.path);
   if (!cur.ok()) return cur.status();
@@ -423,7 +453,10 @@ Status RepairExecutor::ApplyTombstone(const core::Entry& e, const std::optional<
     }
     // Kept: the index records the deletion, the directory stays for what
     // is still in it (see the header).
-    if (!removed) ++stats_.dirs_kept;
+    if (!removed) {
+      ++stats_.dirs_kept;
+      kept_dirs_.push_back(e.path);
+    }
   }
   Status s = Index(e, rec, std::nullopt);
   if (s.ok()) RemoveEmptyTombstonedParents(e.path);

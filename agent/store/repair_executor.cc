@@ -58,8 +58,24 @@ RepairExecutor::RepairExecutor(RepairContext context) : ctx_(context) {
 
 RepairExecutor::~RepairExecutor() { EndSession(); }
 
-void RepairExecutor::EndSession() {
+void RepairExecutor::EndSession(bool finished) {
   while (!pulls_.empty()) ClosePull(pulls_.begin());
+  std::vector<std::string> kept = std::move(kept_dirs_);
+  kept_dirs_.clear();
+  if (!finished) return;
+  for (const std::string& dir : kept) {
+    Result<std::optional<IndexRecord>> rec = ctx_.replica->Get(dir);
+    if (!rec.ok() || !*rec || (*rec)->entry.live()) continue;
+    Result<std::optional<LocalStat>> cur = Current(dir);
+    if (!cur.ok() || !*cur || (*cur)->kind != core::EntryKind::kDirectory) continue;
+    bool live_below = false;
+    Status s = ctx_.replica->index().ForEachUnder(dir, [&](const IndexRecord& child) {
+      if (!child.entry.live()) return Status::Ok();
+      live_below = true;
+      return Status::Aborted("enough");
+    });
+    if (live_below) (void)Revive(**rec);
+  }
 }
 
 void RepairExecutor::ClosePull(std::map<uint64_t, OpenPull>::iterator it) {
@@ -153,7 +169,11 @@ RepairExecutor::Actions RepairExecutor::Drive(core::RepairSession& session, Acti
     pending.pop_front();
     run(Deliver(session, now_ms, std::move(c)));
   }
-  if (ended || session.done()) EndSession();
+  if (ended || session.done()) {
+    bool finished = false;
+    for (const core::RepairAction& a : out) finished |= std::holds_alternative<r::Finished>(a);
+    EndSession(finished);
+  }
   return out;
 }
 

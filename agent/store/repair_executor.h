@@ -35,16 +35,24 @@
 //    know becomes a placeholder entry with an EMPTY version vector: every
 //    real version of it dominates, so the peer's entry for it (usually later
 //    in the same session, since entries come in bucket order, not path
-//    order) simply replaces it. One the index holds as a tombstone is
-//    revived as a local change (Replica::ApplyLocal bumps our counter), so
-//    it beats the tombstone everywhere: a write is never lost to a delete.
+//    order) simply replaces it.
+//  * A directory that a live entry needs but the index holds as a tombstone
+//    is revived: a live directory, mode 0755, with the tombstone's VV, HLC
+//    and origin. Equal VVs with different digests are concurrent
+//    (core::Resolve), and a live version beats a tombstone, so it wins over
+//    that tombstone everywhere and loses to any later version; and since
+//    every node derives the same entry from the same tombstone, two nodes
+//    that revive it agree without another round (no counter is bumped).
 //  * A directory tombstone removes the directory only if the index holds
 //    nothing live beneath it; tombstoned subdirectories still on disk go
 //    first. Anything else beneath it (a live entry, a file the index does not
 //    know, an ignored file) keeps the directory on disk while the index
-//    records the tombstone; each later removal beneath it retries the
-//    directory (and its tombstoned ancestors). If it still holds something
-//    when the scanner next looks, the scanner records it live again.
+//    records the tombstone: the live entries' own tombstones may come later
+//    in the session (bucket order). Each later removal beneath it retries the
+//    directory (and its tombstoned ancestors). When the session finishes, a
+//    kept directory that still holds live entries is revived (as above): they
+//    beat the delete. One kept only for files the index does not know stays
+//    a tombstone; the scanner records it live again if it is still there.
 //  * Serving reads only a path the index holds as a live file with the asked
 //    hash, through RootDir (no symlink in any component), and only while the
 //    file's stat matches the index (else Aborted: "changed").
@@ -159,11 +167,14 @@ class RepairExecutor {
   // Executes `actions` and every action their completions lead to, in one
   // FIFO (the contract's order), and returns the Sends, then any Abort or
   // Finished, for the network. After an Abort or Finished it calls
-  // EndSession.
+  // EndSession (finished or not).
   Actions Drive(core::RepairSession& session, Actions actions, int64_t now_ms);
 
-  // The session is over: closes open pulls (temp files kept).
-  void EndSession();
+  // The session is over: closes open pulls (temp files kept). If it
+  // `finished` (every difference was exchanged), revives the directories
+  // kept for live entries (see above); after an abort they wait for the next
+  // session. Idempotent.
+  void EndSession(bool finished = false);
 
   const ExecutorStats& stats() const { return stats_; }
 
@@ -204,9 +215,13 @@ class RepairExecutor {
   // Removes the directories above `path` that the index holds as tombstones
   // and that are empty now.
   void RemoveEmptyTombstonedParents(const std::string& path);
-  // The index row at `path` if it is `expected` (by digest), else Aborted.
+  // Makes `tomb`'s directory exist (mode 0755) and indexes it revived.
+  Status Revive(const IndexRecord& tomb);
+  // The index row at `path` if it is `expected` (by digest) or a directory
+  // this executor made in its place that `target` beats too; else Aborted.
   Result<std::optional<IndexRecord>> IndexHolds(const std::string& path,
-                                                const std::optional<core::Entry>& expected);
+                                                const std::optional<core::Entry>& expected,
+                                                const core::Entry& target);
   // The current lstat of `path` (target filled for a symlink); nullopt if
   // absent; Aborted for a special file; PermissionDenied if a parent is a
   // symlink.
@@ -218,6 +233,7 @@ class RepairExecutor {
 
   RepairContext ctx_;
   std::map<uint64_t, OpenPull> pulls_;
+  std::vector<std::string> kept_dirs_;  // directory tombstones left on disk
   ExecutorStats stats_;
 };
 
