@@ -90,7 +90,7 @@ std::string IndexDiff(ReplicaNode& a, ReplicaNode& b) {
   return out;
 }
 
-void RequireSame(ReplicaNode& a, ReplicaNode& b) {
+void RequireSame(ReplicaNode& a, ReplicaNode& b, bool temp_area_empty = true) {
   auto fa = Fingerprint(a.data_dir());
   auto fb = Fingerprint(b.data_dir());
   INFO("differences (" << a.name() << " | " << b.name() << "):" << FingerprintDiff(fa, fb));
@@ -99,8 +99,19 @@ void RequireSame(ReplicaNode& a, ReplicaNode& b) {
   REQUIRE(a.replica().root() == b.replica().root());
   CHECK(a.TempFilesInDataDir().empty());
   CHECK(b.TempFilesInDataDir().empty());
-  CHECK(a.TempFilesInTempArea().empty());
-  CHECK(b.TempFilesInTempArea().empty());
+  if (temp_area_empty) {
+    CHECK(a.TempFilesInTempArea().empty());
+    CHECK(b.TempFilesInTempArea().empty());
+  }
+}
+
+// Sessions (alternating initiators) until one moves nothing; at most `max`.
+int SyncUntilQuiet(ReplicaNode& a, ReplicaNode& b, int max = 4) {
+  for (int i = 1; i <= max; ++i) {
+    SyncResult r = i % 2 ? Sync(a, b) : Sync(b, a);
+    if (Moved(r) == 0) return i;
+  }
+  return max + 1;
 }
 
 // Every index row agrees with the disk the way the scanner sees it: a
@@ -412,6 +423,397 @@ TEST_CASE("RepairExecutor: random changes on both sides converge in one session,
     RequireScanQuiet(a);
     RequireScanQuiet(b);
   }
+}
+
+
+// ---- Blocks ----
+
+TEST_CASE("RepairExecutor: a large file with one changed block moves one block",
+          "[repair_executor]") {
+  ReplicaNode a("alpha"), b("beta");
+  GOSSYNC_SEEDED_RNG(3);
+  std::string big = Bytes(rng, 1 << 20);  // 256 blocks of 4 KiB
+  a.Write("big", big);
+  a.Scan();
+  SyncResult first = Sync(a, b);
+  CHECK(first.b.blocks_received == 256);
+  big[500'000] ^= 1;
+  a.Write("big", big);
+  a.Scan();
+  SyncResult r = Sync(a, b);
+  CHECK(r.b.blocks_received == 1);
+  CHECK(r.b.content_bytes_received == 4096);
+  CHECK(r.eb.blocks_from_old == 255);
+  CHECK(r.ea.bytes_served == 4096);
+  RequireSame(a, b);
+}
+
+TEST_CASE("RepairExecutor: an interrupted transfer resumes from the temp file",
+          "[repair_executor]") {
+  ReplicaNode a("alpha"), b("beta");
+  GOSSYNC_SEEDED_RNG(4);
+  a.Write("big", Bytes(rng, (1 << 20) + 100));  // 257 blocks
+  a.Scan();
+  {
+    SessionPair pair(a, b);
+    int blocks = 0;
+    pair.b().on_frame = [&](const core::RepairMessage& m) {
+      return std::holds_alternative<core::BlockMsg>(m) && ++blocks > 100;  // cut at the 101st
+    };
+    pair.Run();
+    REQUIRE(pair.b().aborted);
+    CHECK(pair.b().exec.stats().blocks_written == 100);
+  }
+  CHECK_FALSE(b.Exists("big"));
+  CHECK(b.TempFilesInTempArea().size() == 1);
+  CHECK(b.TempFilesInDataDir().empty());
+  // A restart between the two sessions changes nothing.
+  b.Reopen();
+  SyncResult r = Sync(a, b);
+  CHECK(r.eb.blocks_in_temp == 100);
+  CHECK(r.b.blocks_received == 157);
+  RequireSame(a, b);
+}
+
+// ---- Preconditions ----
+
+TEST_CASE("RepairExecutor: a local change made between the decision and the commit is kept",
+          "[repair_executor]") {
+  ReplicaNode a("alpha"), b("beta");
+  GOSSYNC_SEEDED_RNG(6);
+  a.Write("f", Bytes(rng, 20'000));
+  a.Scan();
+  Sync(a, b);
+  const std::string theirs = "alpha's new version " + Bytes(rng, 30'000);
+  a.Write("f", theirs);
+  a.Scan();
+  const bool scanned = GENERATE(false, true);
+  INFO((scanned ? "the scanner saw the local change" : "the scanner did not see it yet"));
+  const std::string mine = "beta's local edit";
+  {
+    SessionPair pair(a, b);
+    bool changed = false;
+    pair.b().on_frame = [&](const core::RepairMessage& m) {
+      if (!changed && std::holds_alternative<core::BlockMsg>(m)) {
+        changed = true;  // the decision is made, the blocks are coming
+        b.Write("f", mine);
+        if (scanned) b.Scan();
+      }
+      return false;
+    };
+    pair.Run();
+    REQUIRE(pair.b().finished);
+    CHECK(changed);
+    CHECK(pair.b().exec.stats().preconditions_failed == 1);
+    CHECK(pair.b().finished->stats.skipped == 1);
+  }
+  CHECK(b.Read("f") == mine);
+  // Recorded, it is concurrent with alpha's: a conflict keeps both.
+  b.Scan();
+  CHECK(SyncUntilQuiet(a, b) <= 2);
+  RequireSame(a, b, /*temp_area_empty=*/false);
+  std::multiset<std::string> all = Contents(a);
+  CHECK(all.count(core::ToHex(core::Sha256(mine))) == 1);
+  CHECK(all.count(core::ToHex(core::Sha256(theirs))) == 1);
+}
+
+TEST_CASE("RepairExecutor: never deletes or replaces what the index does not know",
+          "[repair_executor]") {
+  ReplicaNode a("alpha"), b("beta");
+  a.Mkdir("d");
+  a.Write("d/x", "x");
+  a.Write("y", "y");
+  a.Scan();
+  Sync(a, b);
+  // alpha deletes both; beta has, unscanned, a new file in d and a new y.
+  a.Remove("d");
+  a.Remove("y");
+  a.Scan();
+  b.Write("d/local", "not scanned yet");
+  b.Write("y", "rewritten, not scanned yet");
+  SyncResult r = Sync(a, b);
+  CHECK(b.Read("d/local") == "not scanned yet");
+  CHECK(b.Read("y") == "rewritten, not scanned yet");
+  CHECK_FALSE(b.Exists("d/x"));
+  CHECK(r.eb.preconditions_failed == 1);  // y
+  CHECK(r.eb.dirs_kept == 1);             // d, for d/local
+  // Once scanned, beta's changes win over the deletes everywhere.
+  b.Scan();
+  CHECK(SyncUntilQuiet(a, b) <= 3);
+  RequireSame(a, b);
+  CHECK(a.Read("d/local") == "not scanned yet");
+  CHECK(a.Read("y") == "rewritten, not scanned yet");
+}
+
+// ---- Directories, ordering and kinds ----
+
+TEST_CASE("RepairExecutor: a deleted directory goes with everything in it, whatever the order",
+          "[repair_executor]") {
+  ReplicaNode a("alpha"), b("beta");
+  a.Mkdir("d");
+  a.Mkdir("d/e");
+  a.Mkdir("d/e/f");
+  for (int i = 0; i < 40; ++i) {
+    a.Write("d/" + std::to_string(i), std::to_string(i));
+    a.Write("d/e/f/" + std::to_string(i), std::to_string(i));
+  }
+  a.Scan();
+  Sync(a, b);
+  a.Remove("d");
+  a.Scan();
+  SyncResult r = Sync(a, b);
+  CHECK_FALSE(b.Exists("d"));
+  CHECK(r.eb.parents_revived == 0);
+  RequireSame(a, b);
+  CHECK(Moved(Sync(b, a)) == 0);
+}
+
+TEST_CASE("RepairExecutor: a file created in a directory the peer deleted revives it in one session",
+          "[repair_executor]") {
+  ReplicaNode a("alpha"), b("beta");
+  a.Mkdir("d", 0700);
+  a.Write("d/x", "x");
+  a.Scan();
+  Sync(a, b);
+  a.Remove("d");
+  a.Scan();
+  b.Write("d/new", "beta's new file");
+  b.Scan();
+  const bool a_initiates = GENERATE(true, false);
+  SyncResult r = a_initiates ? Sync(a, b) : Sync(b, a);
+  RequireSame(a, b);
+  CHECK(a.Read("d/new") == "beta's new file");
+  CHECK_FALSE(a.Exists("d/x"));
+  // Both sides made the same revived entry from the same tombstone.
+  auto d = a.replica().Get("d");
+  REQUIRE(d.ok());
+  CHECK((*d)->entry.live());
+  CHECK((*d)->entry.mode == 0755);
+  CHECK(Moved(Sync(a, b)) == 0);
+  RequireScanQuiet(a);
+  RequireScanQuiet(b);
+}
+
+TEST_CASE("RepairExecutor: files arriving before their directories get placeholders",
+          "[repair_executor]") {
+  ReplicaNode a("alpha"), b("beta");
+  // Entries stream in bucket order: pick a directory whose child sorts first.
+  std::string p = "p";
+  for (int i = 0; core::MerkleTree::BucketOf(p + "/q", core::kDefaultTreeDepth) >
+                  core::MerkleTree::BucketOf(p, core::kDefaultTreeDepth);
+       ++i) {
+    p = "p" + std::to_string(i);
+  }
+  a.Mkdir(p, 0700);
+  a.Mkdir(p + "/q", 0750);
+  for (int i = 0; i < 50; ++i) a.Write(p + "/q/" + std::to_string(i), std::to_string(i));
+  a.Scan();
+  SyncResult r = Sync(a, b);
+  RequireSame(a, b);  // the modes are the peer's, not the placeholders'
+  CHECK(r.eb.parents_created == 1);
+  CHECK(r.eb.preconditions_failed == 0);
+  auto d = b.replica().Get(p);
+  REQUIRE(d.ok());
+  CHECK(!(*d)->entry.vv.empty());
+  CHECK(Moved(Sync(b, a)) == 0);
+}
+
+TEST_CASE("RepairExecutor: a placeholder directory never overrides a real one",
+          "[repair_executor]") {
+  // beta made a placeholder for "p" (a child came first) and the session
+  // was cut before p's entry; the next session replaces it with the real one.
+  ReplicaNode a("alpha"), b("beta");
+  a.Mkdir("p", 0700);
+  a.Write("p/f", "f");
+  a.Scan();
+  auto child_rec = a.replica().Get("p/f");
+  REQUIRE(child_rec.ok());
+  const Entry child = (*child_rec)->entry;
+  store::RepairExecutor ex(b.context());
+  core::repair::PullFile pull{1, child, 4096, {child.hash}};
+  REQUIRE(std::get<store::completion::PullReady>(*ex.Execute(pull)).have.ok());
+  ex.Execute(core::repair::WriteBlock{1, "p/f", 0, 0, std::vector<uint8_t>{'f'}});
+  auto done = ex.Execute(core::repair::CommitFile{1, child, std::nullopt});
+  REQUIRE(std::get<store::completion::Committed>(*done).status.ok());
+  CHECK(ex.stats().parents_created == 1);
+  auto p = b.replica().Get("p");
+  REQUIRE(p.ok());
+  REQUIRE(p->has_value());
+  CHECK((*p)->entry.vv.empty());
+  // Sent to alpha, the placeholder changes nothing there; alpha's p wins here.
+  CHECK(SyncUntilQuiet(a, b) <= 2);
+  RequireSame(a, b);
+  auto real = b.replica().Get("p");
+  CHECK(!(*real)->entry.vv.empty());
+}
+
+TEST_CASE("RepairExecutor: changes of kind converge", "[repair_executor]") {
+  ReplicaNode a("alpha"), b("beta");
+  a.Write("k1", "a file, later a directory");
+  a.Mkdir("k2");
+  a.Write("k2/child", "in a directory, later a symlink");
+  a.Symlink("somewhere", "k3");
+  a.Write("k4", "a file, later a symlink");
+  a.Mkdir("k5");
+  a.Scan();
+  Sync(a, b);
+  a.Remove("k1");
+  a.Mkdir("k1");
+  a.Write("k1/inside", "inside");
+  a.Remove("k2");
+  a.Symlink("elsewhere", "k2");
+  a.Remove("k3");
+  a.Write("k3", "a symlink, now a file");
+  a.Remove("k4");
+  a.Symlink("k4-target", "k4");
+  a.Remove("k5");
+  a.Write("k5", "an empty directory, now a file");
+  a.Scan();
+  CHECK(SyncUntilQuiet(a, b) <= 3);
+  RequireSame(a, b);
+  CHECK(b.Read("k1/inside") == "inside");
+  CHECK(b.Read("k3") == "a symlink, now a file");
+}
+
+// ---- Ignore patterns and concurrent sessions ----
+
+TEST_CASE("RepairExecutor: ignored paths are never applied from a peer nor served",
+          "[repair_executor]") {
+  ReplicaNode a("alpha"), b("beta", {"*.log", "cache/"});
+  a.Write("x.log", "log");
+  a.Mkdir("cache");
+  a.Write("cache/c", "cached");
+  a.Write("ok", "ok");
+  a.Scan();
+  SessionPair pair(a, b);
+  pair.Run();
+  REQUIRE(pair.b().finished);
+  CHECK(b.Exists("ok"));
+  CHECK_FALSE(b.Exists("x.log"));
+  CHECK_FALSE(b.Exists("cache"));
+  CHECK(pair.b().exec.stats().ignored == 3);
+  auto x = b.replica().Get("x.log");
+  REQUIRE(x.ok());
+  CHECK(!x->has_value());
+  // Served neither: an index row for an ignored path (the patterns changed)
+  // is not read for a peer.
+  store::RepairExecutor ex(b.context());
+  b.Write("old.log", "from before the pattern");
+  core::repair::ReadBlocks rb{1, "old.log", "", core::Sha256("from before the pattern"), 4096, {0}};
+  std::optional<store::Completion> c = ex.Execute(rb);
+  REQUIRE(c);
+  CHECK(std::get<store::completion::BlocksRead>(*c).blocks.status().code() == Code::kNotFound);
+}
+
+TEST_CASE("RepairExecutor: two sessions do not fetch the same version into one temp file",
+          "[repair_executor]") {
+  ReplicaNode b("beta");
+  store::RepairExecutor one(b.context()), two(b.context());
+  Entry e;
+  e.path = "f";
+  e.mode = 0644;
+  e.size = 5;
+  e.hash = core::Sha256("hello");
+  e.vv.Set(7, 1);
+  e.origin = "alpha";
+  core::repair::PullFile pull{1, e, 4096, {e.hash}};
+  auto first = one.Execute(pull);
+  REQUIRE(first);
+  CHECK(std::get<store::completion::PullReady>(*first).have.ok());
+  auto second = two.Execute(pull);
+  REQUIRE(second);
+  CHECK(std::get<store::completion::PullReady>(*second).have.status().code() == Code::kUnavailable);
+  one.EndSession();
+  auto third = two.Execute(pull);
+  CHECK(std::get<store::completion::PullReady>(*third).have.ok());
+}
+
+// ---- Serving a hostile peer ----
+
+TEST_CASE("RepairExecutor: reads for a peer outside the index, behind a symlink or with a wrong "
+          "hash fail and read nothing",
+          "[repair_executor]") {
+  ReplicaNode a("alpha");
+  a.Mkdir("d");
+  a.Write("d/f", "indexed content");
+  a.Write("g", "g content");
+  a.Scan();
+  a.Write("secret", "on disk, not indexed");
+  const core::Hash256 f_hash = core::Sha256("indexed content");
+  store::RepairExecutor ex(a.context());
+  auto blocks = [&](std::string path, core::Hash256 hash, std::string alt = "") {
+    auto c = ex.Execute(core::repair::ReadBlocks{1, path, alt, hash, 4096, {0}});
+    REQUIRE(c);
+    return std::get<store::completion::BlocksRead>(*c).blocks;
+  };
+  auto list = [&](std::string path, core::Hash256 hash) {
+    auto c = ex.Execute(core::repair::ReadBlockList{2, path, "", hash, 4096});
+    REQUIRE(c);
+    return std::get<store::completion::BlockListRead>(*c).list;
+  };
+  // The good case first, so the failures below are the checks' doing.
+  auto ok = blocks("d/f", f_hash);
+  REQUIRE(ok.ok());
+  CHECK(std::string(ok->at(0).begin(), ok->at(0).end()) == "indexed content");
+  REQUIRE(list("d/f", f_hash).ok());
+  const uint64_t served = ex.stats().bytes_served;
+
+  CHECK(blocks("secret", core::Sha256("on disk, not indexed")).status().code() == Code::kNotFound);
+  CHECK(list("secret", core::Sha256("on disk, not indexed")).status().code() == Code::kNotFound);
+  CHECK(blocks("g", f_hash).status().code() == Code::kNotFound);  // wrong hash
+  CHECK(blocks("../etc/passwd", f_hash).status().code() == Code::kNotFound);
+  CHECK(blocks("nope", f_hash, "g").status().code() == Code::kNotFound);
+  // A block index past the end.
+  auto past = ex.Execute(core::repair::ReadBlocks{3, "d/f", "", f_hash, 4096, {0, 1}});
+  CHECK(!std::get<store::completion::BlocksRead>(*past).blocks.ok());
+  // Changed on disk since indexed (same size, new inode).
+  a.Write("g", "G content");
+  CHECK(blocks("g", core::Sha256("g content")).status().code() == Code::kAborted);
+  CHECK(list("g", core::Sha256("g content")).status().code() == Code::kAborted);
+  // "d" swapped for a symlink to a directory outside, holding the same file.
+  const std::string outside = a.state_dir() + "/outside";
+  REQUIRE(::mkdir(outside.c_str(), 0755) == 0);
+  {
+    FILE* f = std::fopen((outside + "/f").c_str(), "w");
+    std::fputs("indexed content", f);
+    std::fclose(f);
+  }
+  a.Remove("d");
+  a.Symlink(outside, "d");
+  auto via_link = blocks("d/f", f_hash);
+  CHECK(!via_link.ok());
+  CHECK(via_link.status().code() != Code::kAborted);  // refused by the resolver, not by a stat
+  CHECK(!list("d/f", f_hash).ok());
+  CHECK(ex.stats().bytes_served == served);
+
+  // The same through the protocol: a peer's BLOCK_REQ for an unindexed path
+  // gets a REQ_ERROR, and nothing is read.
+  store::ReplicaDataset view(&a.replica());
+  core::RepairOptions o;
+  o.local_name = "alpha";
+  o.peer_name = "mallory";
+  o.block_size = 4096;
+  core::RepairSession session(o, &view);
+  auto out = ex.Drive(session, session.Start(1), 1);
+  core::HelloMsg hello;
+  hello.name = "mallory";
+  hello.depth = static_cast<uint8_t>(view.depth());
+  hello.root = view.Root();  // claims to be in sync
+  out = ex.Drive(session, session.OnMessage(2, hello), 2);
+  out = ex.Drive(session,
+                 session.OnMessage(3, core::BlockReqMsg{9, "secret", core::Sha256("on disk, not indexed"), {0}}),
+                 3);
+  bool req_error = false;
+  for (const auto& act : out) {
+    if (const auto* send = std::get_if<core::repair::Send>(&act)) {
+      if (const auto* e = std::get_if<core::ReqErrorMsg>(&send->message)) {
+        req_error = e->req == 9 && e->code == static_cast<uint8_t>(core::ReqErrorCode::kNotFound);
+      }
+      CHECK(!std::holds_alternative<core::BlockMsg>(send->message));
+    }
+  }
+  CHECK(req_error);
+  CHECK(ex.stats().bytes_served == served);
 }
 
 }  // namespace
