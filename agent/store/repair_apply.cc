@@ -110,9 +110,12 @@ Result<std::optional<IndexRecord>> RepairExecutor::IndexHolds(
 Result<std::optional<LocalStat>> RepairExecutor::Current(const std::string& path) {
   Result<struct stat> st = ctx_.root->Lstat(path);
   if (!st.ok()) {
-    // NotFound also covers a parent that is missing or not a directory;
-    // a symlinked parent stays PermissionDenied.
-    if (st.status().code() == Code::kNotFound) return std::optional<LocalStat>();
+    // NotFound: absent, or a parent is missing or not a directory.
+    // PermissionDenied: a parent is a symlink (the resolver refuses it), so
+    // the path is not in our tree either. Whatever would create something
+    // there goes through EnsureParents, which refuses such a parent.
+    const Code c = st.status().code();
+    if (c == Code::kNotFound || c == Code::kPermissionDenied) return std::optional<LocalStat>();
     return st.status();
   }
   std::optional<LocalStat> ls = ToLocalStat(*st);
@@ -235,7 +238,8 @@ Status RepairExecutor::RemoveForKindChange(const std::string& path,
   if (!out.ok()) return Refused(out.status());
   if (*out == RemoveOutcome::kNotEmpty) {
     // Its entries' tombstones come first (maybe later in this session); the
-    // new kind waits for the next session.
+    // new kind waits for the next session (see EndSession).
+    blocked_dirs_.push_back(path);
     return Refused(Status::Aborted(path + " is a directory with entries still in it"));
   }
   return Status::Ok();

@@ -61,20 +61,37 @@ RepairExecutor::~RepairExecutor() { EndSession(); }
 void RepairExecutor::EndSession(bool finished) {
   while (!pulls_.empty()) ClosePull(pulls_.begin());
   std::vector<std::string> kept = std::move(kept_dirs_);
+  std::vector<std::string> blocked = std::move(blocked_dirs_);
   kept_dirs_.clear();
+  blocked_dirs_.clear();
   if (!finished) return;
-  for (const std::string& dir : kept) {
-    Result<std::optional<IndexRecord>> rec = ctx_.replica->Get(dir);
-    if (!rec.ok() || !*rec || (*rec)->entry.live()) continue;
-    Result<std::optional<LocalStat>> cur = Current(dir);
-    if (!cur.ok() || !*cur || (*cur)->kind != core::EntryKind::kDirectory) continue;
-    bool live_below = false;
-    Status s = ctx_.replica->index().ForEachUnder(dir, [&](const IndexRecord& child) {
+  // What is still kept for live entries, now that every difference of the
+  // session was exchanged. Errors leave it to the next session.
+  auto live_below = [&](const std::string& dir) {
+    bool live = false;
+    (void)ctx_.replica->index().ForEachUnder(dir, [&](const IndexRecord& child) {
       if (!child.entry.live()) return Status::Ok();
-      live_below = true;
+      live = true;
       return Status::Aborted("enough");
     });
-    if (live_below) (void)Revive(**rec);
+    return live;
+  };
+  auto on_disk = [&](const std::string& dir) {
+    Result<std::optional<LocalStat>> cur = Current(dir);
+    return cur.ok() && *cur && (*cur)->kind == core::EntryKind::kDirectory;
+  };
+  for (const std::string& dir : kept) {
+    Result<std::optional<IndexRecord>> rec = ctx_.replica->Get(dir);
+    if (!rec.ok() || !*rec || (*rec)->entry.live() || !on_disk(dir) || !live_below(dir)) continue;
+    (void)Revive(**rec);
+  }
+  for (const std::string& dir : blocked) {
+    Result<std::optional<IndexRecord>> rec = ctx_.replica->Get(dir);
+    if (!rec.ok() || !*rec || !(*rec)->entry.live() ||
+        (*rec)->entry.kind != core::EntryKind::kDirectory || !on_disk(dir) || !live_below(dir)) {
+      continue;
+    }
+    if (ctx_.replica->Reassert(dir).ok()) ++stats_.dirs_reasserted;
   }
 }
 

@@ -53,6 +53,14 @@
 //    kept directory that still holds live entries is revived (as above): they
 //    beat the delete. One kept only for files the index does not know stays
 //    a tombstone; the scanner records it live again if it is still there.
+//  * A directory that a peer's file or symlink should replace but that still
+//    holds entries stays (its entries' tombstones may come later in the
+//    session). If, when the session finishes, the index still holds live
+//    entries beneath it, the directory is re-versioned as a local change
+//    (Replica::Reassert): concurrent with the peer's version, it wins the
+//    next session's conflict (a directory beats a file) and the peer's
+//    content becomes a conflict copy, instead of both sides refusing each
+//    other's version forever.
 //  * Serving reads only a path the index holds as a live file with the asked
 //    hash, through RootDir (no symlink in any component), and only while the
 //    file's stat matches the index (else Aborted: "changed").
@@ -139,6 +147,7 @@ struct ExecutorStats {
   uint64_t parents_created = 0;       // placeholder directories indexed
   uint64_t parents_revived = 0;       // tombstoned directories made live again
   uint64_t dirs_kept = 0;             // directory tombstones whose directory stays for now
+  uint64_t dirs_reasserted = 0;       // directories kept over a peer's file or symlink
   uint64_t reads_served = 0;          // ReadBlockList + ReadBlocks that succeeded
   uint64_t read_errors = 0;
   uint64_t bytes_served = 0;
@@ -171,9 +180,9 @@ class RepairExecutor {
   Actions Drive(core::RepairSession& session, Actions actions, int64_t now_ms);
 
   // The session is over: closes open pulls (temp files kept). If it
-  // `finished` (every difference was exchanged), revives the directories
-  // kept for live entries (see above); after an abort they wait for the next
-  // session. Idempotent.
+  // `finished` (every difference was exchanged), revives or re-versions the
+  // directories kept for live entries (see above); after an abort they wait
+  // for the next session. Idempotent.
   void EndSession(bool finished = false);
 
   const ExecutorStats& stats() const { return stats_; }
@@ -223,8 +232,8 @@ class RepairExecutor {
                                                 const std::optional<core::Entry>& expected,
                                                 const core::Entry& target);
   // The current lstat of `path` (target filled for a symlink); nullopt if
-  // absent; Aborted for a special file; PermissionDenied if a parent is a
-  // symlink.
+  // absent (also beneath a file or a symlink: not in our tree); Aborted for
+  // a special file.
   Result<std::optional<LocalStat>> Current(const std::string& path);
   // Indexes one change and maps its precondition failure.
   Status Index(core::Entry e, const std::optional<IndexRecord>& rec,
@@ -233,7 +242,8 @@ class RepairExecutor {
 
   RepairContext ctx_;
   std::map<uint64_t, OpenPull> pulls_;
-  std::vector<std::string> kept_dirs_;  // directory tombstones left on disk
+  std::vector<std::string> kept_dirs_;     // directory tombstones left on disk
+  std::vector<std::string> blocked_dirs_;  // directories a new kind could not replace
   ExecutorStats stats_;
 };
 

@@ -344,6 +344,40 @@ Result<RemoteChanges> Replica::ApplyRemote(std::vector<RemoteChange> changes) {
   return out;
 }
 
+Result<EntryChange> Replica::Reassert(std::string_view path) {
+  const bool reserve = counter_ + 1 > reserved_;
+  Result<Index::Transaction> txn = index_->Begin(reserve);
+  if (!txn.ok()) return txn.status();
+  Result<std::optional<IndexRecord>> got = txn->Get(path);
+  if (!got.ok()) return got.status();
+  if (!*got || (*got)->entry.deleted) {
+    return Status::NotFound("no live entry at " + std::string(path) + " to reassert");
+  }
+  IndexRecord rec = std::move(**got);
+  const core::Hash256 old_digest = rec.digest;
+  const uint64_t counter = counter_ + 1;
+  core::Hlc hlc = hlc_;
+  rec.entry.vv.Set(index_->meta().node_id, counter);
+  rec.entry.hlc = hlc.Now(clock_());
+  rec.entry.origin = index_->meta().node_name;
+  rec.digest = rec.entry.Digest();
+  GOSSYNC_RETURN_IF_ERROR(txn->Put(rec));
+  txn->SetCounter(counter);
+  txn->SetHlc(hlc.last());
+  uint64_t reserved = reserved_;
+  if (counter > reserved_) {
+    GOSSYNC_CHECK(reserve);
+    reserved = counter + kCounterBlock;
+    txn->SetCounterReserved(reserved);
+  }
+  GOSSYNC_RETURN_IF_ERROR(txn->Commit());
+  counter_ = counter;
+  reserved_ = reserved;
+  hlc_ = hlc;
+  tree_.Replace(rec.bucket, old_digest, rec.digest);
+  return EntryChange{std::move(rec.entry), old_digest, rec.digest};
+}
+
 Result<ScanDiff> Replica::FullScanDiff(const std::vector<Observation>& walked) {
   std::vector<size_t> order(walked.size());
   for (size_t i = 0; i < walked.size(); ++i) {

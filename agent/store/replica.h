@@ -146,6 +146,15 @@ class Replica {
   // than once, each change sees the ones before it.
   Result<RemoteChanges> ApplyRemote(std::vector<RemoteChange> changes);
 
+  // Records a new local version of the live entry at `path`, unchanged in
+  // content and metadata: vv[self] = ++counter, hlc = Now(), origin = this
+  // node. For a local decision to keep an entry that a peer's version could
+  // not replace (a directory that still holds live entries): the new version
+  // is concurrent with the peer's, so both sides resolve it (a directory
+  // beats a file) instead of refusing it forever. NotFound if `path` holds
+  // no live entry. Same transaction and counter rules as ApplyLocal.
+  Result<EntryChange> Reassert(std::string_view path);
+
   // Compares a full walk (stat only; hashes not known yet) with the index,
   // streaming the index in path order. REQUIRES: every walked observation
   // has a stat and paths are unique (InvalidArgument otherwise).

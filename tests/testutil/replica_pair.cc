@@ -87,7 +87,7 @@ void ReplicaNode::Reopen() {
   store::Replica::Options o;
   o.node_name = name_;
   o.tree_depth = depth_;
-  o.clock = [this] { return clock_ms++; };
+  o.clock = [this] { return clock_ms += 1000; };
   replica_ = Must(store::Replica::Open(state_, std::move(o)), "Replica::Open");
 }
 

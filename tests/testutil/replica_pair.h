@@ -49,7 +49,9 @@ class ReplicaNode {
   const store::TempArea& temp() const { return *temp_; }
   store::RepairContext context();
 
-  // The replica's wall clock (ms); every call advances it by 1 ms.
+  // The replica's wall clock (ms); every read advances it by 1 s, so that
+  // two conflicts of one path never fall in the same second (conflict copy
+  // names have a resolution of one second).
   uint64_t clock_ms = 1'764'151'700'000;
 
   // Local changes (not indexed until Scan). Write replaces the file

@@ -258,8 +258,10 @@ struct Mutator {
   void Touch(const std::string& p) {
     for (std::string_view q = p; !q.empty(); q = core::ParentPath(q)) touched.insert(std::string(q));
   }
+  bool kinds = false;  // also change kinds (file <-> directory <-> symlink)
+
   void Step() {
-    switch (rng() % 9) {
+    switch (rng() % (kinds ? 10 : 9)) {
       case 0:
       case 1: {  // new file
         std::string p = NewPath();
@@ -314,6 +316,34 @@ struct Mutator {
         Touch(p);
         break;
       }
+      case 9: {  // a path changes kind
+        auto files = List(EntryKind::kFile);
+        auto dirs = List(EntryKind::kDirectory);
+        const int what = static_cast<int>(rng() % 3);
+        if (what == 0 && !files.empty()) {  // file -> directory with a file in it
+          const std::string p = *Pick(files);
+          n.Remove(p);
+          n.Mkdir(p);
+          n.Write(p + "/inside", Size());
+          deleted.insert(p);
+          Touch(p + "/inside");
+        } else if (what == 1 && !dirs.empty()) {  // directory tree -> file
+          const std::string p = *Pick(dirs);
+          for (const std::string& f : files) {
+            if (core::IsUnder(f, p)) deleted.insert(f);
+          }
+          n.Remove(p);
+          n.Write(p, Size());
+          Touch(p);
+        } else if (!files.empty()) {  // file -> symlink
+          const std::string p = *Pick(files);
+          n.Remove(p);
+          n.Symlink("was-a-file", p);
+          deleted.insert(p);
+          Touch(p);
+        }
+        break;
+      }
       case 8: {  // remove a directory tree (rarely)
         auto dirs = List(EntryKind::kDirectory);
         if (rng() % 3 == 0) {
@@ -330,6 +360,23 @@ struct Mutator {
     }
   }
 };
+
+// The files either side wrote (content or mode) since `before`, the state
+// both had: a write is never lost, so each content must survive the sync.
+// Content hash -> where, for the failure message.
+std::map<std::string, std::string> Written(ReplicaNode& a, ReplicaNode& b,
+                                           const std::map<std::string, std::string>& before) {
+  std::map<std::string, std::string> out;
+  for (ReplicaNode* n : {&a, &b}) {
+    for (const auto& [p, v] : Fingerprint(n->data_dir())) {
+      auto it = before.find(p);
+      if (v.rfind("file", 0) == 0 && (it == before.end() || it->second != v)) {
+        out[core::ToHex(core::Sha256(n->Read(p)))] = n->name() + ":" + p + " " + v;
+      }
+    }
+  }
+  return out;
+}
 
 // Hashes of every regular file's content under a data dir.
 std::multiset<std::string> Contents(ReplicaNode& n) {
@@ -354,6 +401,7 @@ TEST_CASE("RepairExecutor: random changes on both sides converge in one session,
     RequireSame(a, b);
 
     // Concurrent edits of the same files, then independent changes.
+    const auto before = Fingerprint(a.data_dir());
     Mutator ma{a, rng, next_name, {}, {}}, mb{b, rng, next_name, {}, {}};
     std::vector<std::string> both_edited;
     auto files = ma.List(EntryKind::kFile);
@@ -374,15 +422,7 @@ TEST_CASE("RepairExecutor: random changes on both sides converge in one session,
     b.Scan();
     // What must survive: every file either side holds now that it wrote this
     // round (the base's files may legitimately be replaced).
-    std::multiset<std::string> must;
-    for (ReplicaNode* n : {&a, &b}) {
-      Mutator& m = n == &a ? ma : mb;
-      for (const auto& [p, v] : Fingerprint(n->data_dir())) {
-        if (v.rfind("file", 0) == 0 && m.touched.count(p)) {
-          must.insert(core::ToHex(core::Sha256(n->Read(p))));
-        }
-      }
-    }
+    const std::map<std::string, std::string> must = Written(a, b, before);
 
     std::set<std::string> still_both;
     for (const std::string& p : both_edited) {
@@ -398,7 +438,10 @@ TEST_CASE("RepairExecutor: random changes on both sides converge in one session,
     SyncResult r = Sync(a, b);
     RequireSame(a, b);
     const std::multiset<std::string> ca = Contents(a);
-    for (const std::string& h : must) CHECK(ca.count(h) > 0);
+    for (const auto& [h, where] : must) {
+      INFO("lost: " << where);
+      CHECK(ca.count(h) > 0);
+    }
     // Concurrent edits left a conflict copy beside the file.
     for (const std::string& p : both_edited) {
       // Deleted on one side afterwards: the live edit simply wins.
@@ -425,6 +468,62 @@ TEST_CASE("RepairExecutor: random changes on both sides converge in one session,
   }
 }
 
+
+TEST_CASE("RepairExecutor: random changes of every kind, round after round, converge",
+          "[repair_executor][slow]") {
+  GOSSYNC_SEEDED_RNG(777);
+  ReplicaNode a("alpha"), b("beta");
+  int next_name = 0;
+  Mutator base{a, rng, next_name, {}, {}};
+  for (int i = 0; i < 40; ++i) base.Step();
+  a.Scan();
+  Sync(a, b);
+  for (int round = 0; round < 8; ++round) {
+    INFO("round " << round);
+    const auto before = Fingerprint(a.data_dir());
+    Mutator ma{a, rng, next_name, {}, {}}, mb{b, rng, next_name, {}, {}};
+    ma.kinds = mb.kinds = true;
+    for (int i = 0; i < 12; ++i) {
+      ma.Step();
+      mb.Step();
+    }
+    a.Scan();
+    b.Scan();
+    const std::map<std::string, std::string> must = Written(a, b, before);
+    // Kinds can take more than one session: a directory that must become a
+    // file waits for its entries' tombstones, or wins a conflict.
+    const int sessions = SyncUntilQuiet(a, b, 5);
+    CHECK(sessions <= 4);
+    RequireSame(a, b, /*temp_area_empty=*/false);
+    const std::multiset<std::string> ca = Contents(a);
+    for (const auto& [h, where] : must) {
+      INFO("lost: " << where);
+      CHECK(ca.count(h) > 0);
+    }
+    RequireScanQuiet(a);
+    RequireScanQuiet(b);
+  }
+}
+
+TEST_CASE("RepairExecutor: a directory replaced by a file while the peer adds to it is kept",
+          "[repair_executor]") {
+  ReplicaNode a("alpha"), b("beta");
+  a.Mkdir("p");
+  a.Write("p/old", "old");
+  a.Scan();
+  Sync(a, b);
+  a.Remove("p");
+  a.Write("p", "alpha's file where the directory was");
+  a.Scan();
+  b.Write("p/new", "beta's new file in the directory");
+  b.Scan();
+  SyncResult first = Sync(a, b);
+  CHECK(first.eb.dirs_reasserted == 1);
+  CHECK(SyncUntilQuiet(a, b) <= 3);
+  RequireSame(a, b, /*temp_area_empty=*/false);
+  CHECK(a.Read("p/new") == "beta's new file in the directory");
+  CHECK(Contents(a).count(core::ToHex(core::Sha256("alpha's file where the directory was"))) == 1);
+}
 
 // ---- Blocks ----
 
