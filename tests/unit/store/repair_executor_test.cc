@@ -917,3 +917,57 @@ TEST_CASE("RepairExecutor: reads for a peer outside the index, behind a symlink 
 
 }  // namespace
 }  // namespace gossync::testutil
+
+namespace gossync::testutil {
+namespace {
+
+// ---- Figures (not part of the suite: ./unit_store "[bench]") ----
+
+TEST_CASE("RepairExecutor: time to sync 2,000 small files and one 50 MiB file", "[.][bench]") {
+  using Clock = std::chrono::steady_clock;
+  auto ms = [](Clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  };
+  ReplicaNode a("alpha"), b("beta");
+  std::mt19937_64 rng(1);
+  for (int d = 0; d < 20; ++d) {
+    a.Mkdir("d" + std::to_string(d));
+    for (int i = 0; i < 100; ++i) {
+      a.Write("d" + std::to_string(d) + "/f" + std::to_string(i), Bytes(rng, 1000 + rng() % 3000));
+    }
+  }
+  std::string big = Bytes(rng, 50 << 20);
+  a.Write("big", big);
+  auto t0 = Clock::now();
+  a.Scan();
+  const double scan_ms = ms(t0);
+  PairOptions o;
+  o.block_size = core::kDefaultBlockSize;
+  t0 = Clock::now();
+  SyncResult r = Sync(a, b, o);
+  const double sync_ms = ms(t0);
+  RequireSame(a, b);
+  t0 = Clock::now();
+  SyncResult idle = Sync(a, b, o);
+  const double idle_ms = ms(t0);
+  big[25 << 20] ^= 1;
+  a.Write("big", big);
+  a.Scan();
+  t0 = Clock::now();
+  SyncResult one = Sync(a, b, o);
+  const double one_ms = ms(t0);
+  RequireSame(a, b);
+  std::printf(
+      "bench_repair: scan of alpha %.0f ms; initial sync of 2,001 files (%.1f MiB) %.0f ms "
+      "(%lu files, %lu blocks, %d flights); idle session %.1f ms; one changed 128 KiB block of "
+      "the 50 MiB file %.0f ms (%lu block moved, %lu reused)\n",
+      scan_ms, (r.b.content_bytes_received) / 1048576.0, sync_ms, r.b.files_pulled,
+      r.b.blocks_received, r.flights, idle_ms, one_ms, one.b.blocks_received,
+      one.eb.blocks_from_old);
+  std::printf("bench_repair: rerun with: ./build/tests/unit_store \"[bench]\"\n");
+  CHECK(Moved(idle) == 0);
+  CHECK(one.b.blocks_received == 1);
+}
+
+}  // namespace
+}  // namespace gossync::testutil
