@@ -211,3 +211,37 @@ TEST_CASE("Replica::ApplyRemote: a stale precondition or an invalid entry skips 
 
 }  // namespace
 }  // namespace gossync::store
+
+namespace gossync::store {
+namespace {
+
+TEST_CASE("Replica::Reassert: a new local version of an unchanged entry", "[replica_dataset]") {
+  testutil::ReplicaNode n("alpha");
+  n.Mkdir("d", 0750);
+  n.Scan();
+  auto before = n.replica().Get("d");
+  REQUIRE(before.ok());
+  const uint64_t counter = n.replica().counter();
+  auto c = n.replica().Reassert("d");
+  REQUIRE(c.ok());
+  CHECK(c->entry.vv.Get(n.replica().node_id()) == counter + 1);
+  CHECK(c->entry.vv.Compare((*before)->entry.vv) == core::VvOrder::kGreater);
+  CHECK(c->entry.mode == 0750);
+  CHECK(c->old_digest == (*before)->digest);
+  CHECK(n.replica().counter() == counter + 1);
+  auto after = n.replica().Get("d");
+  CHECK((*after)->entry == c->entry);
+  CHECK((*after)->stat.has_value());
+  // The tree follows, and a rescan finds nothing new.
+  core::MerkleTree t(n.replica().tree().depth());
+  REQUIRE(n.replica().index().ForEach([&](const IndexRecord& r) {
+                t.Insert(t.BucketOf(r.entry.path), r.digest);
+                return Status::Ok();
+              }).ok());
+  CHECK(t.Root() == n.replica().root());
+  CHECK(n.Scan().changed.empty());
+  CHECK(n.replica().Reassert("nope").status().code() == Code::kNotFound);
+}
+
+}  // namespace
+}  // namespace gossync::store
