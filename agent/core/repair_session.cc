@@ -474,13 +474,12 @@ void RepairSession::Impl::Decide(const Entry& remote, const std::string& source)
     case Decision::kConflict:
       ++stats.conflicts;
       if (dry_run) return Record(stats.diff.conflict, remote.path, local, remote);
-      return Conflict(*local, remote, r, source);
+      return Conflict(*local, r, source);
   }
 }
 
-void RepairSession::Impl::Conflict(const Entry& local, const Entry& remote, const Resolution& r,
+void RepairSession::Impl::Conflict(const Entry& local, const Resolution& r,
                                    const std::string& source) {
-  (void)remote;
   const Entry& winner = *r.winner;
   const bool local_wins = SameVersionExceptVv(winner, local);
   // The winner carries the merged history, which claims the loser as seen:

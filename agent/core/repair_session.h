@@ -17,15 +17,23 @@
 //    CommitFile of the same path, every WriteBlock of a pull before its
 //    CommitFile. Each changes the index and the tree (visible through the
 //    DatasetView) before its completion is reported:
-//      PullFile{op}          -> OnPullReady(op, blocks already in the temp file)
+//      PullFile{op}          -> OnPullReady(op, one bool per block hash: held
+//                               in the temp file, after copying what local
+//                               files had), or an error (the pull is skipped)
 //      WriteBlock{op}        -> nothing; a failed write fails the CommitFile
-//      CommitFile{op}        -> OnCommitted(op, status)
+//      CommitFile{op}        -> OnCommitted(op, status); Corruption (the whole
+//                               file does not match entry.hash) aborts the
+//                               session as "bad_content"
 //      ApplyMeta{op}         -> OnApplied(op, status)
 //      MakeConflictCopy{op}  -> OnApplied(op, status)
 //      AbandonPull{op}       -> nothing (close the temp file, keep its bytes)
-//    Serving the peer (any order, any thread, answered by req):
+//    Serving the peer (may run in any order, e.g. on the work pool; answered
+//    by req):
 //      ReadBlockList{req}    -> OnBlockListRead(req, list or error)
-//      ReadBlocks{req}       -> OnBlocksRead(req, blocks or error)
+//      ReadBlocks{req}       -> OnBlocksRead(req, one buffer per index, in
+//                               order, or an error)
+//    Errors become REQ_ERROR: NotFound "not_found", Aborted "changed" (the
+//    file changed on disk since it was indexed), anything else "io_error".
 //    PullFile need not keep the temp file open until CommitFile (a session
 //    may have max_active_pulls of them running).
 //    Every local action carries `expected`: the local entry the decision was
@@ -39,7 +47,8 @@
 //    Only the initiator's session emits Finished while the connection is up;
 //    the responder's emits it when the initiator closes after FIN_ACK.
 //
-// Thread: one owner (the loop or store thread); not thread-safe.
+// Thread: one owner (the loop or store thread); not thread-safe. Every input,
+// completions included, is given on that thread.
 #pragma once
 
 #include <cstdint>

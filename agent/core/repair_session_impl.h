@@ -64,8 +64,9 @@ struct RepairSession::Impl {
   // The decision for one remote entry; `source` is the path at which the
   // peer holds its content.
   void Decide(const Entry& remote, const std::string& source);
-  void Conflict(const Entry& local, const Entry& remote, const Resolution& r,
-                const std::string& source);
+  // Concurrent versions: the loser's content is made safe as the conflict
+  // copy first, then the winner applied.
+  void Conflict(const Entry& local, const Resolution& r, const std::string& source);
   // Makes the local dataset hold `target` (content from `source` if needed).
   void Act(const Entry& target, const std::string& source, const std::optional<Entry>& expected);
   void ApplyMeta(const Entry& target, const std::optional<Entry>& expected,

@@ -165,7 +165,7 @@ Figures MeasureDifferences(const MemNode& origin, int changes, bool initiator_ne
 TEST_CASE(
     "RepairSession: one difference among 100,000 entries is found in 3 round trips and "
     "under 1.5 KB",
-    "[repair_session][measure]") {
+    "[repair_session][measure][slow]") {
   MemNode origin("origin", 9);
   for (int i = 0; i < 100'000; ++i) {
     origin.WriteFile("data/file-" + std::to_string(i) + ".csv", "row " + std::to_string(i));
