@@ -313,9 +313,8 @@ struct Index::Statements {
   sqlite3_stmt* commit = nullptr;
 
   ~Statements() {
-    for (sqlite3_stmt* st :
-         {get, bucket, all, under, bucket_range, bucket_keys, stats, digests, counts, put, del,
-          set_meta, begin, commit}) {
+    for (sqlite3_stmt* st : {get, bucket, all, under, bucket_range, bucket_keys, stats, digests,
+                             counts, put, del, set_meta, begin, commit}) {
       sqlite3_finalize(st);
     }
   }
@@ -494,8 +493,8 @@ Status Index::Prepare() {
   GOSSYNC_RETURN_IF_ERROR(prep(&s.bucket_range, "SELECT " + cols +
                                                     " FROM entries WHERE bucket >= ?1 AND "
                                                     "bucket < ?2 ORDER BY bucket, path"));
-  GOSSYNC_RETURN_IF_ERROR(prep(&s.bucket_keys,
-                               "SELECT path, digest FROM entries WHERE bucket = ? ORDER BY path"));
+  GOSSYNC_RETURN_IF_ERROR(
+      prep(&s.bucket_keys, "SELECT path, digest FROM entries WHERE bucket = ? ORDER BY path"));
   GOSSYNC_RETURN_IF_ERROR(prep(&s.stats,
                                "SELECT path, kind, mode, deleted, target, st_size, st_mtime_ns, "
                                "st_mode, st_ino, st_dev, digest FROM entries ORDER BY path"));

@@ -150,7 +150,8 @@ class Index {
   // the entries: what a repair session lists for a differing leaf. `path` is
   // valid during the callback only. REQUIRES: `fn` does not call this Index.
   Status ForEachDigestInBucket(
-      uint32_t bucket, const std::function<void(std::string_view path, const core::Hash256& digest)>& fn);
+      uint32_t bucket,
+      const std::function<void(std::string_view path, const core::Hash256& digest)>& fn);
   // Streams (path, kind, mode, deleted, stat, digest) in path order; the
   // scanner's comparison. Same rules as ForEach.
   Status ListStats(const std::function<Status(const StatRow&)>& fn);

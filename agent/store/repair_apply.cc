@@ -168,7 +168,8 @@ Status RepairExecutor::EnsureParents(const std::string& path) {
     if (!*cur) {
       // A live file or symlink in the index but nothing on disk: deleted
       // locally and not yet scanned; a directory there would bury that.
-      if (known_live && (*rec)->entry.kind != EntryKind::kDirectory) return Refused(NotScanned(dir));
+      if (known_live && (*rec)->entry.kind != EntryKind::kDirectory)
+        return Refused(NotScanned(dir));
       GOSSYNC_RETURN_IF_ERROR(MakeDirectory(*ctx_.root, dir, kPlaceholderMode));
     }
     if (known_live) continue;  // a live directory (recreated if a local rm was not scanned yet)
@@ -247,8 +248,9 @@ Status RepairExecutor::RemoveForKindChange(const std::string& path,
 
 // ---- Files ----
 
-Status RepairExecutor::CommitPulled(const core::Entry& e, const std::optional<core::Entry>& expected,
-                                    PendingFile& file) {
+Status RepairExecutor::CommitPulled(const core::Entry& e,
+                                    const std::optional<core::Entry>& expected, PendingFile& file,
+                                    bool* content_mismatch) {
   Result<std::optional<IndexRecord>> rec = IndexHolds(e.path, expected, e);
   if (!rec.ok()) return rec.status();
   Result<std::optional<LocalStat>> cur = Current(e.path);
@@ -263,6 +265,7 @@ Status RepairExecutor::CommitPulled(const core::Entry& e, const std::optional<co
   }
   GOSSYNC_RETURN_IF_ERROR(EnsureParents(e.path));
   Status s = file.Commit(*ctx_.root, e.path, DiskMode(e.mode), e.mtime_ns, pre);
+  *content_mismatch = s.code() == Code::kCorruption;
   if (s.code() == Code::kAlreadyExists) s = Status::Aborted(s.message());  // created meanwhile
   if (!s.ok()) return Refused(s);
   Result<std::optional<LocalStat>> fresh = Current(e.path);

@@ -292,11 +292,14 @@ Status RepairExecutor::Commit(const r::CommitFile& a) {
     return Status::Internal("CommitFile of " + a.entry.path + " without an open pull");
   }
   Status s = it->second.write_error;
-  if (s.ok()) s = CommitPulled(a.entry, a.expected, *it->second.file);
-  if (s.code() == Code::kCorruption) {
+  bool content_mismatch = false;
+  if (s.ok()) s = CommitPulled(a.entry, a.expected, *it->second.file, &content_mismatch);
+  if (content_mismatch) {
     // Bytes that verified block by block but not as a whole: the peer's block
-    // list lied. Do not resume from them.
+    // list lied (the session aborts as "bad_content"). Do not resume from them.
     (void)it->second.file->Discard();
+  } else if (s.code() == Code::kCorruption) {
+    s = Status::IoError("local: " + s.message());  // e.g. a damaged index: not the peer's doing
   }
   ClosePull(it);
   if (s.ok()) ++stats_.files_committed;
@@ -313,8 +316,8 @@ struct Served {
 };
 
 // Only a path the index holds as a live file with `hash`, with its stat.
-Result<Served> FindServed(const RepairContext& ctx, const std::string& path,
-                                 const std::string& alt, const core::Hash256& hash) {
+Result<Served> FindServed(const RepairContext& ctx, const std::string& path, const std::string& alt,
+                          const core::Hash256& hash) {
   for (const std::string* p : {&path, &alt}) {
     if (p->empty() || !core::ValidatePath(*p).ok() || ctx.ignore->Ignored(*p, false)) continue;
     Result<std::optional<IndexRecord>> rec = ctx.replica->Get(*p);

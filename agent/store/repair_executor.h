@@ -136,12 +136,12 @@ using Completion = std::variant<completion::PullReady, completion::Committed, co
 
 struct ExecutorStats {
   uint64_t pulls_opened = 0;
-  uint64_t blocks_in_temp = 0;    // found valid in a resumed temp file
-  uint64_t blocks_from_old = 0;   // copied from the old local version
-  uint64_t blocks_written = 0;    // WriteBlock
-  uint64_t files_committed = 0;   // CommitFile
-  uint64_t entries_applied = 0;   // ApplyMeta
-  uint64_t copies_made = 0;       // MakeConflictCopy
+  uint64_t blocks_in_temp = 0;        // found valid in a resumed temp file
+  uint64_t blocks_from_old = 0;       // copied from the old local version
+  uint64_t blocks_written = 0;        // WriteBlock
+  uint64_t files_committed = 0;       // CommitFile
+  uint64_t entries_applied = 0;       // ApplyMeta
+  uint64_t copies_made = 0;           // MakeConflictCopy
   uint64_t preconditions_failed = 0;  // Aborted: a local change won
   uint64_t ignored = 0;               // refused: the path is ignored here
   uint64_t parents_created = 0;       // placeholder directories indexed
@@ -205,8 +205,10 @@ class RepairExecutor {
   void ClosePull(std::map<uint64_t, OpenPull>::iterator it);
 
   // repair_apply.cc
+  // `content_mismatch`: the temp file's hash is not entry.hash (the only
+  // Corruption the session may blame on the peer).
   Status CommitPulled(const core::Entry& e, const std::optional<core::Entry>& expected,
-                      PendingFile& file);
+                      PendingFile& file, bool* content_mismatch);
   Status ApplyFileMeta(const core::Entry& e, const std::optional<IndexRecord>& rec,
                        const std::optional<LocalStat>& cur);
   Status ApplyDirectory(const core::Entry& e, const std::optional<IndexRecord>& rec,
@@ -236,8 +238,7 @@ class RepairExecutor {
   // a special file.
   Result<std::optional<LocalStat>> Current(const std::string& path);
   // Indexes one change and maps its precondition failure.
-  Status Index(core::Entry e, const std::optional<IndexRecord>& rec,
-               std::optional<LocalStat> stat);
+  Status Index(core::Entry e, const std::optional<IndexRecord>& rec, std::optional<LocalStat> stat);
   Status Refused(Status s);  // counts an Aborted
 
   RepairContext ctx_;

@@ -193,7 +193,8 @@ std::map<std::string, std::string> Fingerprint(const std::string& data_dir) {
       ss << f.rdbuf();
       v = std::string("file ") + mode + " mtime " +
           std::to_string(int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec) +
-          " size " + std::to_string(st.st_size) + " " + core::ToHex(core::Sha256(ss.str())).substr(0, 16);
+          " size " + std::to_string(st.st_size) + " " +
+          core::ToHex(core::Sha256(ss.str())).substr(0, 16);
     }
     out[rel] = v;
   }
@@ -213,7 +214,8 @@ std::string FingerprintDiff(const std::map<std::string, std::string>& a,
       out += "\n  " + ib->first + ": absent | " + ib->second;
       ++ib;
     } else {
-      if (ia->second != ib->second) out += "\n  " + ia->first + ": " + ia->second + " | " + ib->second;
+      if (ia->second != ib->second)
+        out += "\n  " + ia->first + ": " + ia->second + " | " + ib->second;
       ++ia;
       ++ib;
     }

@@ -1,7 +1,7 @@
 // RepairExecutor end to end: two real replicas (SQLite, files in temp
 // dirs), two RepairSessions back to back through the real codec and framing,
 // each driven by RepairExecutor::Drive (tests/testutil/replica_pair.h).
-#include "tests/testutil/replica_pair.cc"  // NOLINT(bugprone-suspicious-include)
+#include "agent/store/repair_executor.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,8 +14,8 @@
 
 #include "agent/core/conflict.h"
 #include "agent/core/path.h"
-#include "agent/store/repair_executor.h"
 #include "agent/store/scanner.h"
+#include "tests/testutil/replica_pair.cc"  // NOLINT(bugprone-suspicious-include)
 #include "tests/unit/core/seed.h"
 
 namespace gossync::testutil {
@@ -256,7 +256,8 @@ struct Mutator {
     return dir + "n" + std::to_string(next_name++);
   }
   void Touch(const std::string& p) {
-    for (std::string_view q = p; !q.empty(); q = core::ParentPath(q)) touched.insert(std::string(q));
+    for (std::string_view q = p; !q.empty(); q = core::ParentPath(q))
+      touched.insert(std::string(q));
   }
   bool kinds = false;  // also change kinds (file <-> directory <-> symlink)
 
@@ -468,7 +469,6 @@ TEST_CASE("RepairExecutor: random changes on both sides converge in one session,
   }
 }
 
-
 TEST_CASE("RepairExecutor: random changes of every kind, round after round, converge",
           "[repair_executor][slow]") {
   GOSSYNC_SEEDED_RNG(777);
@@ -667,8 +667,9 @@ TEST_CASE("RepairExecutor: a deleted directory goes with everything in it, whate
   CHECK(Moved(Sync(b, a)) == 0);
 }
 
-TEST_CASE("RepairExecutor: a file created in a directory the peer deleted revives it in one session",
-          "[repair_executor]") {
+TEST_CASE(
+    "RepairExecutor: a file created in a directory the peer deleted revives it in one session",
+    "[repair_executor]") {
   ReplicaNode a("alpha"), b("beta");
   a.Mkdir("d", 0700);
   a.Write("d/x", "x");
@@ -829,9 +830,10 @@ TEST_CASE("RepairExecutor: two sessions do not fetch the same version into one t
 
 // ---- Serving a hostile peer ----
 
-TEST_CASE("RepairExecutor: reads for a peer outside the index, behind a symlink or with a wrong "
-          "hash fail and read nothing",
-          "[repair_executor]") {
+TEST_CASE(
+    "RepairExecutor: reads for a peer outside the index, behind a symlink or with a wrong "
+    "hash fail and read nothing",
+    "[repair_executor]") {
   ReplicaNode a("alpha");
   a.Mkdir("d");
   a.Write("d/f", "indexed content");
@@ -900,7 +902,8 @@ TEST_CASE("RepairExecutor: reads for a peer outside the index, behind a symlink 
   hello.root = view.Root();  // claims to be in sync
   out = ex.Drive(session, session.OnMessage(2, hello), 2);
   out = ex.Drive(session,
-                 session.OnMessage(3, core::BlockReqMsg{9, "secret", core::Sha256("on disk, not indexed"), {0}}),
+                 session.OnMessage(
+                     3, core::BlockReqMsg{9, "secret", core::Sha256("on disk, not indexed"), {0}}),
                  3);
   bool req_error = false;
   for (const auto& act : out) {
@@ -967,6 +970,44 @@ TEST_CASE("RepairExecutor: time to sync 2,000 small files and one 50 MiB file", 
   std::printf("bench_repair: rerun with: ./build/tests/unit_store \"[bench]\"\n");
   CHECK(Moved(idle) == 0);
   CHECK(one.b.blocks_received == 1);
+}
+
+}  // namespace
+}  // namespace gossync::testutil
+
+namespace gossync::testutil {
+namespace {
+
+TEST_CASE("RepairExecutor: content that verifies block by block but not as a whole is dropped",
+          "[repair_executor]") {
+  ReplicaNode b("beta");
+  store::RepairExecutor ex(b.context());
+  const std::string real = std::string(4096, 'a') + std::string(100, 'b');
+  const std::string lie = std::string(4096, 'a') + std::string(100, 'c');
+  Entry e;
+  e.path = "f";
+  e.mode = 0644;
+  e.size = real.size();
+  e.hash = core::Sha256(real);
+  e.vv.Set(7, 1);
+  e.origin = "alpha";
+  // The peer's block list describes `lie`, the entry `real`.
+  std::vector<core::Hash256> hashes{core::Sha256(lie.substr(0, 4096)),
+                                    core::Sha256(lie.substr(4096))};
+  auto ready = ex.Execute(core::repair::PullFile{1, e, 4096, hashes});
+  REQUIRE(std::get<store::completion::PullReady>(*ready).have.ok());
+  for (uint32_t i = 0; i < 2; ++i) {
+    const std::string part = lie.substr(i * 4096, 4096);
+    ex.Execute(core::repair::WriteBlock{1, "f", i, uint64_t{i} * 4096,
+                                        std::vector<uint8_t>(part.begin(), part.end())});
+  }
+  auto done = ex.Execute(core::repair::CommitFile{1, e, std::nullopt});
+  CHECK(std::get<store::completion::Committed>(*done).status.code() == Code::kCorruption);
+  CHECK_FALSE(b.Exists("f"));
+  CHECK(b.TempFilesInTempArea().empty());  // not resumed from next time
+  auto rec = b.replica().Get("f");
+  REQUIRE(rec.ok());
+  CHECK(!rec->has_value());
 }
 
 }  // namespace

@@ -53,10 +53,12 @@ TEST_CASE("ReplicaDataset: buckets, keys, subtrees and digests match the index a
   // right subtree.
   std::set<std::string> seen;
   for (uint32_t p = 0; p < 16; ++p) {
-    REQUIRE(view.ForEachUnder(1, p, [&](const Entry& e) {
-                  CHECK(core::MerkleTree::BucketOf(e.path, 2) / 16 == p);
-                  CHECK(seen.insert(e.path).second);
-                }).ok());
+    REQUIRE(view.ForEachUnder(1, p,
+                              [&](const Entry& e) {
+                                CHECK(core::MerkleTree::BucketOf(e.path, 2) / 16 == p);
+                                CHECK(seen.insert(e.path).second);
+                              })
+                .ok());
   }
   CHECK(seen.size() == 202);
   size_t all = 0;
@@ -75,7 +77,8 @@ TEST_CASE("ReplicaDataset: buckets, keys, subtrees and digests match the index a
     auto rows = n.replica().GetBucket(b);
     REQUIRE(rows.ok());
     std::set<core::KeyDigest> want;
-    for (const IndexRecord& r : *rows) want.insert({core::PathKey(r.entry.path), core::Truncate(r.digest)});
+    for (const IndexRecord& r : *rows)
+      want.insert({core::PathKey(r.entry.path), core::Truncate(r.digest)});
     CHECK(std::set<core::KeyDigest>(keys->begin(), keys->end()) == want);
     // EntriesByKeys returns exactly the asked subset.
     if (keys->size() >= 2) {
@@ -83,16 +86,20 @@ TEST_CASE("ReplicaDataset: buckets, keys, subtrees and digests match the index a
       auto got = view.EntriesByKeys(b, ask);
       REQUIRE(got.ok());
       CHECK(got->size() == 2);
-      for (const Entry& e : *got) CHECK(std::count(ask.begin(), ask.end(), core::PathKey(e.path)) == 1);
+      for (const Entry& e : *got)
+        CHECK(std::count(ask.begin(), ask.end(), core::PathKey(e.path)) == 1);
     }
   }
   CHECK(leaf_total == 202);
   // The child digests are the tree's.
   core::MerkleTree t(2);
-  REQUIRE(n.replica().index().ForEach([&](const IndexRecord& r) {
+  REQUIRE(n.replica()
+              .index()
+              .ForEach([&](const IndexRecord& r) {
                 t.Insert(t.BucketOf(r.entry.path), r.digest);
                 return Status::Ok();
-              }).ok());
+              })
+              .ok());
   CHECK(view.ChildDigests(0, 0) == t.ChildDigests(0, 0));
   CHECK(view.ChildDigests(1, 5) == t.ChildDigests(1, 5));
   CHECK(view.Root() == t.Root());
@@ -151,10 +158,13 @@ TEST_CASE("Replica::ApplyRemote: indexes the peer's entry as given, without bump
 
   // The tree equals one built from scratch over the index.
   core::MerkleTree t(n.replica().tree().depth());
-  REQUIRE(n.replica().index().ForEach([&](const IndexRecord& rec) {
+  REQUIRE(n.replica()
+              .index()
+              .ForEach([&](const IndexRecord& rec) {
                 t.Insert(t.BucketOf(rec.entry.path), rec.digest);
                 return Status::Ok();
-              }).ok());
+              })
+              .ok());
   CHECK(t.Root() == n.replica().root());
 }
 
@@ -234,10 +244,13 @@ TEST_CASE("Replica::Reassert: a new local version of an unchanged entry", "[repl
   CHECK((*after)->stat.has_value());
   // The tree follows, and a rescan finds nothing new.
   core::MerkleTree t(n.replica().tree().depth());
-  REQUIRE(n.replica().index().ForEach([&](const IndexRecord& r) {
+  REQUIRE(n.replica()
+              .index()
+              .ForEach([&](const IndexRecord& r) {
                 t.Insert(t.BucketOf(r.entry.path), r.digest);
                 return Status::Ok();
-              }).ok());
+              })
+              .ok());
   CHECK(t.Root() == n.replica().root());
   CHECK(n.Scan().changed.empty());
   CHECK(n.replica().Reassert("nope").status().code() == Code::kNotFound);
