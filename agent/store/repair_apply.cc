@@ -390,7 +390,7 @@ Status RepairExecutor::ApplyDirectory(const core::Entry& e, const std::optional<
     return Refused(NotScanned(e.path));  // deleted here, not yet scanned
   }
   GOSSYNC_RETURN_IF_ERROR(EnsureParents(e.path));
-  GOSSYNC_RETURN_IF_ERROR(MakeDirectory(*ctx_.root, e.path, DiskMode(e.mode)));
+  GOSSYNC_RETURN_IF_ERROR(MakeDirectory(*ctx_.root, e.path, e.mode & core::kModeMask));
   Result<std::optional<LocalStat>> fresh = Current(e.path);
   if (!fresh.ok()) return fresh.status();
   return Index(e, rec, IfWritten(*fresh, e));

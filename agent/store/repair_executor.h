@@ -27,10 +27,15 @@
 //    symlinks, fsync the directory; then Replica::ApplyRemote with the new
 //    stat, so the scanner's and the watcher's SameFile check skip what we
 //    wrote.
-//  * Modes: the permission bits and the sticky bit are applied; setuid and
-//    setgid are stripped on disk (a peer must not plant set-id programs; the
-//    index keeps the peer's entry as is, so digests still agree). A later
-//    local re-read of such a path versions it without those bits.
+//  * Modes: a file gets the permission bits and the sticky bit, never setuid
+//    or setgid (a peer must not plant set-id programs). The index keeps the
+//    peer's entry as is, so digests still agree, with the stat of the file
+//    as written, so neither the scanner nor the watcher (which compare that
+//    stat) re-versions it; a later local change of the file does, without
+//    those bits. A directory gets its mode exactly: setgid there only
+//    passes the directory's group on (no privilege), and the scanner
+//    compares a directory's entry mode with the disk, so a stripped bit would
+//    be re-versioned by every rescan and stripped cluster-wide.
 //  * Missing parent directories are created (0755). One the index does not
 //    know becomes a placeholder entry with an EMPTY version vector: every
 //    real version of it dominates, so the peer's entry for it (usually later
@@ -248,7 +253,7 @@ class RepairExecutor {
   ExecutorStats stats_;
 };
 
-// The mode set on disk for an entry's mode: setuid and setgid stripped.
+// The mode set on disk for a file entry's mode: setuid and setgid stripped.
 uint32_t DiskMode(uint32_t entry_mode);
 
 }  // namespace gossync::store

@@ -159,10 +159,12 @@ TEST_CASE("RepairExecutor: an initial sync copies files, directories, symlinks a
   CHECK(Moved(back) == 0);
 }
 
-TEST_CASE("RepairExecutor: setuid and setgid are stripped on disk, the entry is kept",
+TEST_CASE("RepairExecutor: files lose setuid and setgid on disk (the entry is kept), "
+          "directories keep their exact mode",
           "[repair_executor]") {
   ReplicaNode a("alpha"), b("beta");
   a.Write("prog", "#!/bin/sh\n", 0755);
+  a.Mkdir("shared", 02775);
   a.Scan();
   // An entry with set-id bits, as a peer could send it: patch a's index row.
   auto rec = a.replica().Get("prog");
@@ -180,9 +182,12 @@ TEST_CASE("RepairExecutor: setuid and setgid are stripped on disk, the entry is 
   auto got = b.replica().Get("prog");
   REQUIRE(got.ok());
   CHECK((*got)->entry.mode == 06755);
+  REQUIRE(::lstat(b.Abs("shared").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 02775);
   CHECK(b.replica().root() == a.replica().root());
   // The rescan compares the stat it recorded: nothing to re-version.
   RequireScanQuiet(b);
+  RequireScanQuiet(a);
 }
 
 TEST_CASE("RepairExecutor: after a repair commit a fresh local observation changes nothing",
