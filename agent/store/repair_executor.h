@@ -14,7 +14,7 @@
 // way. One executor per session; every executor of a replica shares one
 // OpenTemps.
 //
-// What it guarantees, per action (see repair_executor.cc for the why):
+// What it guarantees, per action (repair_apply.cc says why):
 //  * Nothing is written unless the index still holds the entry the decision
 //    was made against (`expected`, by digest) AND the disk still matches the
 //    stat the index recorded for it (or is empty where the index has nothing
