@@ -73,12 +73,6 @@ std::optional<LocalStat> IfWritten(std::optional<LocalStat> fresh, const core::E
   return fresh;
 }
 
-}  // namespace
-
-// ---- Reading the local state ----
-
-namespace {
-
 // A directory this executor put in place of `expected` to hold a child:
 // a placeholder for an absent path, or the revival of a tombstone. The
 // session decided against `expected`, and `target` beats the stand-in too
@@ -94,6 +88,8 @@ bool StandIn(const IndexRecord& now, const std::optional<core::Entry>& expected,
 }
 
 }  // namespace
+
+// ---- Reading the local state ----
 
 Result<std::optional<IndexRecord>> RepairExecutor::IndexHolds(
     const std::string& path, const std::optional<core::Entry>& expected,

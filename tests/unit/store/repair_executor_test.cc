@@ -159,9 +159,10 @@ TEST_CASE("RepairExecutor: an initial sync copies files, directories, symlinks a
   CHECK(Moved(back) == 0);
 }
 
-TEST_CASE("RepairExecutor: files lose setuid and setgid on disk (the entry is kept), "
-          "directories keep their exact mode",
-          "[repair_executor]") {
+TEST_CASE(
+    "RepairExecutor: files lose setuid and setgid on disk (the entry is kept), "
+    "directories keep their exact mode",
+    "[repair_executor]") {
   ReplicaNode a("alpha"), b("beta");
   a.Write("prog", "#!/bin/sh\n", 0755);
   a.Mkdir("shared", 02775);
