@@ -41,7 +41,7 @@ test: build build-asan
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) -L unit
 
 demo: build
-	./scripts/demo.sh $(BUILD)
+	tests/demo/demo.sh $(BUILD)
 
 bench: build
 	./bench/run.sh $(BUILD)

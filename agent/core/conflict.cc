@@ -197,4 +197,22 @@ bool IsConflictCopy(std::string_view path) {
   return false;
 }
 
+std::string ConflictOriginalPath(std::string_view path) {
+  const std::string_view base = BaseName(path);
+  const std::string_view dir = path.substr(0, path.size() - base.size());
+  const size_t at = base.rfind(kMarker);
+  if (at == std::string_view::npos) return std::string(path);
+  std::string_view rest = base.substr(at + kMarker.size());
+  rest.remove_prefix(std::min<size_t>(16, rest.size()));  // YYYYMMDD-HHMMSS-
+  std::string out(dir);
+  out.append(base.substr(0, at));
+  size_t dot = rest.rfind('.');
+  if (dot != std::string_view::npos && dot + 1 < rest.size() &&
+      IsValidNodeName(rest.substr(0, dot))) {
+    out += '.';
+    out.append(rest.substr(dot + 1));
+  }
+  return out;
+}
+
 }  // namespace gossync::core

@@ -61,4 +61,10 @@ std::string ConflictCopyPath(std::string_view path, uint64_t hlc, std::string_vi
 // True for names that ConflictCopyPath produces.
 bool IsConflictCopy(std::string_view path);
 
+// The path a conflict copy was made from: ConflictCopyPath's inverse. Node
+// names may hold dots, so "x.sync-conflict-...-a.b" reads as node "a" and
+// extension "b"; the copy itself is always exact, this is for display.
+// REQUIRES: IsConflictCopy(path).
+std::string ConflictOriginalPath(std::string_view path);
+
 }  // namespace gossync::core

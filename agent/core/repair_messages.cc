@@ -5,7 +5,7 @@ namespace gossync::core {
 static_assert(std::variant_size_v<RepairMessage> == kLastMessageType + 2,
               "one alternative per wire type, then UnknownMsg");
 static_assert(std::is_same_v<
-              std::variant_alternative_t<static_cast<size_t>(MessageType::kAbort), RepairMessage>,
+              std::variant_alternative_t<static_cast<size_t>(RepairMessageType::kAbort), RepairMessage>,
               AbortMsg>);
 
 ShortDigest Truncate(const Hash256& digest) {

@@ -58,7 +58,7 @@ inline uint32_t BucketOfKey(uint64_t key, int depth) {
   return static_cast<uint32_t>(key >> (64 - 4 * depth));
 }
 
-enum class MessageType : uint8_t {
+enum class RepairMessageType : uint8_t {
   kHello = 0,
   kNodes = 1,
   kLeaves = 2,

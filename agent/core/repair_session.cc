@@ -78,13 +78,13 @@ bool RepairSession::Impl::Idle() const {
 void RepairSession::Impl::Send(RepairMessage m) {
   // Answers to the peer's requests give it nothing new to do, so they do
   // not keep the initiator from closing after FIN_ACK; anything else might.
-  switch (static_cast<MessageType>(m.index())) {
-    case MessageType::kFin:
-    case MessageType::kFinAck:
-    case MessageType::kBlock:
-    case MessageType::kBlockList:
-    case MessageType::kReqError:
-    case MessageType::kAbort:
+  switch (static_cast<RepairMessageType>(m.index())) {
+    case RepairMessageType::kFin:
+    case RepairMessageType::kFinAck:
+    case RepairMessageType::kBlock:
+    case RepairMessageType::kBlockList:
+    case RepairMessageType::kReqError:
+    case RepairMessageType::kAbort:
       break;
     default:
       dirty_since_fin = true;
@@ -134,8 +134,8 @@ void RepairSession::Impl::Post() {
 
 void RepairSession::Impl::Dispatch(RepairMessage m) {
   acked = false;  // the initiator goes on after our FIN_ACK
-  const auto type = static_cast<MessageType>(m.index());
-  if (!peer_hello && type != MessageType::kHello && type != MessageType::kAbort) {
+  const auto type = static_cast<RepairMessageType>(m.index());
+  if (!peer_hello && type != RepairMessageType::kHello && type != RepairMessageType::kAbort) {
     Fail("protocol", std::string("expected HELLO first, got ") + MessageName(m));
     return;
   }
@@ -144,31 +144,31 @@ void RepairSession::Impl::Dispatch(RepairMessage m) {
     return;
   }
   switch (type) {
-    case MessageType::kHello:
+    case RepairMessageType::kHello:
       return OnHello(std::get<HelloMsg>(m));
-    case MessageType::kNodes:
+    case RepairMessageType::kNodes:
       return OnNodes(std::get<NodesMsg>(m));
-    case MessageType::kLeaves:
+    case RepairMessageType::kLeaves:
       return OnLeaves(std::get<LeavesMsg>(m));
-    case MessageType::kEntries:
+    case RepairMessageType::kEntries:
       return OnEntries(std::get<EntriesMsg>(m));
-    case MessageType::kWant:
+    case RepairMessageType::kWant:
       return OnWant(std::get<WantMsg>(m));
-    case MessageType::kBlockListReq:
+    case RepairMessageType::kBlockListReq:
       return OnBlockListReq(std::get<BlockListReqMsg>(m));
-    case MessageType::kBlockList:
+    case RepairMessageType::kBlockList:
       return OnBlockList(std::get<BlockListMsg>(m));
-    case MessageType::kBlockReq:
+    case RepairMessageType::kBlockReq:
       return OnBlockReq(std::get<BlockReqMsg>(m));
-    case MessageType::kBlock:
+    case RepairMessageType::kBlock:
       return OnBlock(std::get<BlockMsg>(m));
-    case MessageType::kReqError:
+    case RepairMessageType::kReqError:
       return OnReqError(std::get<ReqErrorMsg>(m));
-    case MessageType::kFin:
+    case RepairMessageType::kFin:
       return OnFin();
-    case MessageType::kFinAck:
+    case RepairMessageType::kFinAck:
       return OnFinAck();
-    case MessageType::kAbort:
+    case RepairMessageType::kAbort:
       return Fail("peer_abort", "the peer aborted: " + Printable(std::get<AbortMsg>(m).reason),
                   false);
   }

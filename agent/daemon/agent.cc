@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include "agent/core/conflict.h"
 #include "agent/core/hash.h"
 #include "agent/daemon/check.h"
 #include "agent/daemon/logging.h"
@@ -21,9 +22,8 @@ Status Agent::Start() {
   log->info("starting version={} node={} data_dir=\"{}\" state_dir=\"{}\"", kVersion,
             config_.node, config_.data_dir, config_.state_dir);
 
-  engine_ = std::make_unique<LocalEngine>(loop_->get(), config_, [this](const core::Hash256&) {
-    UpdateSystemdStatus();
-  });
+  engine_ = std::make_unique<LocalEngine>(loop_->get(), config_,
+                                          [this](const core::Hash256&) { OnRootChanged(); });
   admin_ = std::make_unique<AdminServer>(loop_->get());
   InstallAdminHandlers();
   GOSSYNC_RETURN_IF_ERROR(admin_->Listen(config_.admin_socket));
@@ -54,14 +54,51 @@ Status Agent::Start() {
       Shutdown("fatal error", 1);
       return;
     }
-    ready_ = true;
-    log->info("ready root={} entries={} scan_ms={}", core::ToHex(engine_->state().root),
-              engine_->state().counts.live(), engine_->state().last_scan_duration_ms);
-    notifier_.Ready();
-    UpdateSystemdStatus();
+    OnReady();
   });
   return Status::Ok();
 }
+
+void Agent::OnReady() {
+  auto log = Logger("agent");
+  repair_ = std::make_unique<RepairService>(loop_->get(), config_, engine_.get());
+  if (Status s = repair_->Start(); !s.ok()) {
+    log->critical("start_failed error=\"{}\"", s.message());
+    Shutdown("fatal error", 1);
+    return;
+  }
+  GossipDriver::Callbacks gcb;
+  gcb.on_root_differs = [this](const core::RootDiffers& r) {
+    repair_->RootDiffers(r.member, r.repair_addr);
+  };
+  gcb.on_member_event = [this](const core::MemberEvent& e) {
+    if (!e.to || *e.to == core::MemberState::kDead || *e.to == core::MemberState::kLeft) {
+      repair_->Forget(e.name);
+    }
+  };
+  gossip_ = std::make_unique<GossipDriver>(loop_->get(), config_, std::move(gcb));
+  std::string repair_addr = AdvertisedAddress(config_.repair.listen, config_.repair.advertise);
+  if (Status s = gossip_->Start(repair_addr); !s.ok()) {
+    log->critical("start_failed error=\"{}\"", s.message());
+    Shutdown("fatal error", 1);
+    return;
+  }
+  OnRootChanged();
+  ready_ = true;
+  const LocalState& st = engine_->state();
+  log->info("ready root={} entries={} scan_ms={}", core::ToHex(st.root), st.counts.live(),
+            st.last_scan_duration_ms);
+  notifier_.Ready();
+  UpdateSystemdStatus();
+}
+
+void Agent::OnRootChanged() {
+  const LocalState& st = engine_->state();
+  if (gossip_) gossip_->SetLocalState(st.root, st.counts.total(), st.hlc);
+  UpdateSystemdStatus();
+}
+
+bool Agent::Converged() const { return !gossip_ || gossip_->Converged(engine_->state().root); }
 
 void Agent::Shutdown(const std::string& why, int exit_code) {
   if (shutting_down_) return;
@@ -75,12 +112,28 @@ void Agent::Shutdown(const std::string& why, int exit_code) {
   sighup_->Close();
   // The second SIGTERM/SIGINT is ignored while we drain; systemd escalates
   // to SIGKILL after TimeoutStopSec if draining hangs.
-  engine_->Stop([this] {
-    Logger("agent")->info("stopped");
-    sigterm_->Close();
-    sigint_->Close();
-    engine_.reset();
-  });
+  auto stop_engine = [this] {
+    engine_->Stop([this] {
+      Logger("agent")->info("stopped");
+      sigterm_->Close();
+      sigint_->Close();
+      engine_.reset();
+    });
+  };
+  auto leave = [this, stop_engine] {
+    if (!gossip_) return stop_engine();
+    gossip_->Leave([this, stop_engine] {
+      gossip_.reset();
+      stop_engine();
+    });
+  };
+  if (repair_) {
+    repair_->Stop([this, leave] {
+      leave();
+    });
+  } else {
+    leave();
+  }
 }
 
 void Agent::Reload() {
@@ -100,6 +153,12 @@ void Agent::Reload() {
   }
   // LoadConfig checked every value, so nothing below can fail half-way.
   if (Status s = SetLogLevel(next.log_level); !s.ok()) log->error("reload {}", s.message());
+  if (gossip_) {
+    if (Status s = gossip_->Reload(next); !s.ok()) log->error("reload {}", s.message());
+  }
+  if (repair_) {
+    if (Status s = repair_->Reload(next); !s.ok()) log->error("reload {}", s.message());
+  }
   if (next.ignore != config_.ignore) {
     if (Status s = engine_->SetIgnore(next.ignore); !s.ok()) log->error("reload {}", s.message());
     engine_->Rescan("ignore patterns changed");
@@ -150,11 +209,14 @@ nlohmann::json Agent::StatusJson() const {
         {"hash_retries", s.hash_retries},
         {"walk_errors", s.walk_errors},
         {"rejected", s.rejected}}},
-      {"members", nlohmann::json::array()},
-      {"sessions", nlohmann::json::array()},
-      {"last_sync", nlohmann::json::array()},
-      {"converged", true},
+      {"members", gossip_ ? gossip_->MembersJson() : nlohmann::json::array()},
+      {"sessions", repair_ ? repair_->SessionsJson() : nlohmann::json::array()},
+      {"last_sync", repair_ ? repair_->LastSyncJson() : nlohmann::json::array()},
+      {"converged", Converged()},
+      {"gossip_address", gossip_ ? gossip_->gossip_address() : ""},
   };
+  j["counters"]["gossip"] = gossip_ ? gossip_->CountersJson() : nlohmann::json::object();
+  j["counters"]["repair"] = repair_ ? repair_->CountersJson() : nlohmann::json::object();
   return j;
 }
 
@@ -162,8 +224,64 @@ void Agent::InstallAdminHandlers() {
   admin_->Handle("status", [this](const nlohmann::json&, AdminServer::Reply reply) {
     reply(StatusJson());
   });
-  admin_->Handle("peers", [](const nlohmann::json&, AdminServer::Reply reply) {
-    reply(nlohmann::json{{"members", nlohmann::json::array()}});
+  // Members to sync with: `peer` alone, or every alive member whose root differs.
+  auto targets = [this](const nlohmann::json& req)
+      -> Result<std::vector<std::pair<std::string, std::string>>> {
+    std::vector<std::pair<std::string, std::string>> out;
+    if (!gossip_ || !repair_) return Status::Unavailable("the agent is still starting");
+    if (req.contains("peer")) {
+      if (!req["peer"].is_string()) return Status::InvalidArgument("peer must be a string");
+      std::string peer = req["peer"];
+      std::optional<core::MemberView> m = gossip_->membership().Find(peer);
+      if (!m) return Status::NotFound("unknown peer \"" + peer + "\" (see gossync peers)");
+      if (m->repair_addr.empty()) return Status::Unavailable(peer + " has no repair address");
+      out.push_back({m->name, m->repair_addr});
+      return out;
+    }
+    for (const core::MemberView& m : gossip_->membership().Members()) {
+      if (m.state != core::MemberState::kAlive || m.repair_addr.empty()) continue;
+      if (m.has_root && m.root == engine_->state().root) continue;
+      out.push_back({m.name, m.repair_addr});
+    }
+    return out;
+  };
+  admin_->Handle("sync", [this, targets](const nlohmann::json& req, AdminServer::Reply reply) {
+    auto t = targets(req);
+    if (!t.ok()) return reply(t.status());
+    int64_t timeout = req.value("timeout_ms", int64_t(30000));
+    repair_->Sync(*t, timeout, std::move(reply));
+  });
+  admin_->Handle("diff", [this, targets](const nlohmann::json& req, AdminServer::Reply reply) {
+    if (!req.contains("peer")) return reply(Status::InvalidArgument("diff needs a peer"));
+    auto t = targets(req);
+    if (!t.ok()) return reply(t.status());
+    repair_->Diff(t->front().first, t->front().second, req.value("timeout_ms", int64_t(30000)),
+                  std::move(reply));
+  });
+  admin_->Handle("conflicts", [this](const nlohmann::json&, AdminServer::Reply reply) {
+    auto list = std::make_shared<nlohmann::json>(nlohmann::json::array());
+    auto err = std::make_shared<Status>();
+    engine_->Post(
+        [list, err](store::Replica& r) {
+          *err = r.index().ForEach([&](const store::IndexRecord& rec) {
+            const core::Entry& e = rec.entry;
+            if (e.deleted || !core::IsConflictCopy(e.path)) return Status::Ok();
+            list->push_back({{"path", e.path},
+                             {"original", core::ConflictOriginalPath(e.path)},
+                             {"origin", e.origin},
+                             {"size", e.size},
+                             {"hlc", e.hlc}});
+            return Status::Ok();
+          });
+        },
+        [list, err, reply] {
+          if (!err->ok()) return reply(*err);
+          reply(nlohmann::json{{"conflicts", *list}});
+        });
+  });
+  admin_->Handle("peers", [this](const nlohmann::json&, AdminServer::Reply reply) {
+    reply(nlohmann::json{
+        {"members", gossip_ ? gossip_->MembersJson() : nlohmann::json::array()}});
   });
 }
 

@@ -11,6 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/daemon/admin_server.h"
+#include "agent/daemon/gossip_driver.h"
+#include "agent/daemon/repair_service.h"
 #include "agent/daemon/local_engine.h"
 #include "agent/daemon/notify.h"
 #include "agent/io/loop.h"
@@ -39,12 +41,17 @@ class Agent {
   void Reload();
   void UpdateSystemdStatus();
   void InstallAdminHandlers();
+  void OnReady();
+  void OnRootChanged();
+  bool Converged() const;
 
   io::Loop* loop_;
   Config config_;
   std::string config_path_;
   Notifier notifier_;
   std::unique_ptr<LocalEngine> engine_;
+  std::unique_ptr<GossipDriver> gossip_;
+  std::unique_ptr<RepairService> repair_;
   std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<io::SignalHandler> sigterm_, sigint_, sighup_;
   std::unique_ptr<io::Timer> watchdog_timer_, status_timer_;

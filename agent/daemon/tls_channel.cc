@@ -64,7 +64,7 @@ std::unique_ptr<TlsChannel> TlsChannel::Connect(uv_loop_t* loop, const io::Socke
 void TlsChannel::Attach(std::unique_ptr<io::TcpStream> stream) {
   stream_ = std::move(stream);
   pending_connect_.reset();
-  stream_->SetNoDelay(true);
+  (void)stream_->SetNoDelay(true);  // best effort: latency, not correctness
   io::Stream::Callbacks cbs;
   cbs.on_data = [this](std::span<const uint8_t> bytes) { OnData(bytes); };
   cbs.on_eof = [this] {

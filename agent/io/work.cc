@@ -99,9 +99,11 @@ void Strand::RunWork(uv_work_t* req) noexcept {
 void Strand::AfterWork(uv_work_t* req, int) noexcept {
   std::unique_ptr<Job> job(static_cast<Job*>(req->data));
   std::shared_ptr<State> state = job->state;
-  state->in_flight = false;
   if (state->orphaned) return;
+  // Still in flight while `after` runs: an item it posts only queues, and is
+  // submitted below, in order.
   if (job->item.after) job->item.after();  // may destroy the Strand: state stays alive
+  state->in_flight = false;
   if (state->orphaned) return;
   if (!state->queue.empty()) {
     Submit(state);

@@ -36,7 +36,7 @@ class Encoder {
  public:
   explicit Encoder(Stream& s) : pk_(s) {}
 
-  void Header(MessageType t) {
+  void Header(RepairMessageType t) {
     pk_.pack_array(static_cast<uint32_t>(kFields[static_cast<size_t>(t)]));
     pk_.pack(static_cast<uint8_t>(t));
   }
@@ -47,7 +47,7 @@ class Encoder {
   void Bin(const Hash256& h) { Bin(h.data(), h.size()); }
 
   void operator()(const HelloMsg& m) {
-    Header(MessageType::kHello);
+    Header(RepairMessageType::kHello);
     pk_.pack(m.version);
     pk_.pack(m.name);
     pk_.pack(m.depth);
@@ -57,7 +57,7 @@ class Encoder {
     pk_.pack(m.flags);
   }
   void operator()(const NodesMsg& m) {
-    Header(MessageType::kNodes);
+    Header(RepairMessageType::kNodes);
     pk_.pack(m.level);
     pk_.pack_array(static_cast<uint32_t>(m.items.size()));
     for (const NodeItem& it : m.items) {
@@ -69,7 +69,7 @@ class Encoder {
     }
   }
   void operator()(const LeavesMsg& m) {
-    Header(MessageType::kLeaves);
+    Header(RepairMessageType::kLeaves);
     pk_.pack_array(static_cast<uint32_t>(m.items.size()));
     std::vector<uint8_t> buf;
     for (const LeafItem& it : m.items) {
@@ -84,24 +84,24 @@ class Encoder {
     }
   }
   void operator()(const EntriesMsg& m) {
-    Header(MessageType::kEntries);
+    Header(RepairMessageType::kEntries);
     pk_.pack_array(static_cast<uint32_t>(m.entries.size()));
     for (const Entry& e : m.entries) PackEntry(pk_, e);
   }
   void operator()(const WantMsg& m) {
-    Header(MessageType::kWant);
+    Header(RepairMessageType::kWant);
     std::vector<uint8_t> buf(m.keys.size() * 8);
     for (size_t i = 0; i < m.keys.size(); ++i) Put64(m.keys[i], buf.data() + 8 * i);
     Bin(buf.data(), buf.size());
   }
   void operator()(const BlockListReqMsg& m) {
-    Header(MessageType::kBlockListReq);
+    Header(RepairMessageType::kBlockListReq);
     pk_.pack(m.req);
     pk_.pack(m.path);
     Bin(m.hash);
   }
   void operator()(const BlockListMsg& m) {
-    Header(MessageType::kBlockList);
+    Header(RepairMessageType::kBlockList);
     pk_.pack(m.req);
     pk_.pack(m.size);
     pk_.pack(m.block_size);
@@ -113,7 +113,7 @@ class Encoder {
     pk_.pack(m.last);
   }
   void operator()(const BlockReqMsg& m) {
-    Header(MessageType::kBlockReq);
+    Header(RepairMessageType::kBlockReq);
     pk_.pack(m.req);
     pk_.pack(m.path);
     Bin(m.hash);
@@ -121,21 +121,21 @@ class Encoder {
     for (uint32_t i : m.indexes) pk_.pack(i);
   }
   void operator()(const BlockMsg& m) {
-    Header(MessageType::kBlock);
+    Header(RepairMessageType::kBlock);
     pk_.pack(m.req);
     pk_.pack(m.index);
     Bin(m.data.data(), m.data.size());
   }
   void operator()(const ReqErrorMsg& m) {
-    Header(MessageType::kReqError);
+    Header(RepairMessageType::kReqError);
     pk_.pack(m.req);
     pk_.pack(m.code);
     pk_.pack(m.message);
   }
-  void operator()(const FinMsg&) { Header(MessageType::kFin); }
-  void operator()(const FinAckMsg&) { Header(MessageType::kFinAck); }
+  void operator()(const FinMsg&) { Header(RepairMessageType::kFin); }
+  void operator()(const FinAckMsg&) { Header(RepairMessageType::kFinAck); }
   void operator()(const AbortMsg& m) {
-    Header(MessageType::kAbort);
+    Header(RepairMessageType::kAbort);
     pk_.pack(m.reason);
   }
   void operator()(const UnknownMsg& m) {
@@ -385,32 +385,32 @@ Result<RepairMessage> DecodeMessage(std::span<const uint8_t> body, size_t max_fr
   if (type > kLastMessageType) return RepairMessage(UnknownMsg{type});
   auto r = ArrayReader::Open(o, kNames[type], kFields[type], kFields[type]);
   if (!r.ok()) return r.status();
-  switch (static_cast<MessageType>(type)) {
-    case MessageType::kHello:
+  switch (static_cast<RepairMessageType>(type)) {
+    case RepairMessageType::kHello:
       return DecodeHello(*r);
-    case MessageType::kNodes:
+    case RepairMessageType::kNodes:
       return DecodeNodes(*r);
-    case MessageType::kLeaves:
+    case RepairMessageType::kLeaves:
       return DecodeLeaves(*r);
-    case MessageType::kEntries:
+    case RepairMessageType::kEntries:
       return DecodeEntries(*r);
-    case MessageType::kWant:
+    case RepairMessageType::kWant:
       return DecodeWant(*r);
-    case MessageType::kBlockListReq:
+    case RepairMessageType::kBlockListReq:
       return DecodeBlockListReq(*r);
-    case MessageType::kBlockList:
+    case RepairMessageType::kBlockList:
       return DecodeBlockList(*r);
-    case MessageType::kBlockReq:
+    case RepairMessageType::kBlockReq:
       return DecodeBlockReq(*r);
-    case MessageType::kBlock:
+    case RepairMessageType::kBlock:
       return DecodeBlock(*r, max_frame_bytes);
-    case MessageType::kReqError:
+    case RepairMessageType::kReqError:
       return DecodeReqError(*r);
-    case MessageType::kFin:
+    case RepairMessageType::kFin:
       return RepairMessage(FinMsg{});
-    case MessageType::kFinAck:
+    case RepairMessageType::kFinAck:
       return RepairMessage(FinAckMsg{});
-    case MessageType::kAbort:
+    case RepairMessageType::kAbort:
       return DecodeAbort(*r);
   }
   return Status::Internal("unreachable message type");

@@ -349,3 +349,13 @@ TEST_CASE("IsConflictCopy: recognises only what ConflictCopyPath makes", "[confl
 
 }  // namespace
 }  // namespace gossync::core
+
+TEST_CASE("ConflictOriginalPath inverts ConflictCopyPath", "[conflict]") {
+  using gossync::core::ConflictCopyPath;
+  using gossync::core::ConflictOriginalPath;
+  uint64_t hlc = gossync::core::Hlc::Pack(1'795'000'000'000, 0);
+  for (const char* p : {"a/report.csv", "notes", ".bashrc", "dir/x.tar.gz", "a/b/c.d"}) {
+    INFO(p);
+    CHECK(ConflictOriginalPath(ConflictCopyPath(p, hlc, "beta")) == p);
+  }
+}

@@ -122,6 +122,31 @@ TEST_CASE("Strand: item N's after runs before item N+1's work", "[io][work][stra
   CHECK(log == std::vector<std::string>{"work0", "after0", "work1", "after1", "work2", "after2"});
 }
 
+TEST_CASE("Strand: an after callback may post more items, which run in order",
+          "[io][work][strand]") {
+  auto loop = NewLoop();
+  Strand strand(loop->get());
+  std::vector<std::string> log;
+  std::mutex mu;
+  auto note = [&](std::string s) {
+    std::lock_guard<std::mutex> lock(mu);
+    log.push_back(std::move(s));
+  };
+  // Item a's after posts c while b is already queued: the order stays a, b, c.
+  REQUIRE(strand
+              .Post([&] { note("work-a"); },
+                    [&] {
+                      note("after-a");
+                      REQUIRE(strand.Post([&] { note("work-c"); }, [&] { note("after-c"); })
+                                  .ok());
+                    })
+              .ok());
+  REQUIRE(strand.Post([&] { note("work-b"); }, [&] { note("after-b"); }).ok());
+  loop->Run();
+  CHECK(log == std::vector<std::string>{"work-a", "after-a", "work-b", "after-b", "work-c",
+                                        "after-c"});
+}
+
 TEST_CASE("Strand: Drain runs every posted item, then done, and refuses new ones",
           "[io][work][strand]") {
   auto loop = NewLoop();

@@ -16,9 +16,9 @@ namespace {
 
 using core::Entry;
 using core::EntryKind;
-using core::MessageType;
+using core::RepairMessageType;
 
-constexpr size_t T(MessageType t) { return static_cast<size_t>(t); }
+constexpr size_t T(RepairMessageType t) { return static_cast<size_t>(t); }
 
 std::string Content(std::mt19937_64& rng, size_t n) {
   std::string s(n, '\0');
@@ -66,7 +66,7 @@ void RequireFinished(Link& link) {
 }
 
 uint64_t Frames(const Endpoint& e) { return e.sent.frames; }
-uint64_t Sent(const Endpoint& e, MessageType t) { return e.sent.by_type[T(t)]; }
+uint64_t Sent(const Endpoint& e, RepairMessageType t) { return e.sent.by_type[T(t)]; }
 
 // ---- Basics ----
 
@@ -80,11 +80,11 @@ TEST_CASE("RepairSession: identical datasets exchange HELLO and FIN/FIN_ACK, not
   link.Run();
   RequireFinished(link);
   CHECK(Frames(link.a()) == 2);
-  CHECK(Sent(link.a(), MessageType::kHello) == 1);
-  CHECK(Sent(link.a(), MessageType::kFin) == 1);
+  CHECK(Sent(link.a(), RepairMessageType::kHello) == 1);
+  CHECK(Sent(link.a(), RepairMessageType::kFin) == 1);
   CHECK(Frames(link.b()) == 2);
-  CHECK(Sent(link.b(), MessageType::kHello) == 1);
-  CHECK(Sent(link.b(), MessageType::kFinAck) == 1);
+  CHECK(Sent(link.b(), RepairMessageType::kHello) == 1);
+  CHECK(Sent(link.b(), RepairMessageType::kFinAck) == 1);
   CHECK(link.a().driver.counters().local_actions == 0);
   CHECK(link.b().driver.counters().local_actions == 0);
   CHECK(link.a().finished->stats.descent_levels == 0);
@@ -93,8 +93,8 @@ TEST_CASE("RepairSession: identical datasets exchange HELLO and FIN/FIN_ACK, not
     Link again(a, b, LinkOptions{.root_hint = false});
     again.Run();
     RequireFinished(again);
-    CHECK(Sent(again.a(), MessageType::kNodes) == 1);
-    CHECK(Sent(again.b(), MessageType::kNodes) == 0);
+    CHECK(Sent(again.a(), RepairMessageType::kNodes) == 1);
+    CHECK(Sent(again.b(), RepairMessageType::kNodes) == 0);
     CHECK(Frames(again.b()) == 2);
   }
 }
@@ -151,14 +151,14 @@ Figures MeasureDifferences(const MemNode& origin, int changes, bool initiator_ne
       changes, initiator_newer ? "initiator" : "responder", window, f.first_entries_flight,
       f.first_entries_flight / 2.0, f.flights, static_cast<unsigned long long>(f.overhead),
       static_cast<unsigned long long>(f.content), std::max(sa.descent_levels, sb.descent_levels),
-      static_cast<unsigned long long>(Sent(link.a(), MessageType::kNodes)),
-      static_cast<unsigned long long>(Sent(link.b(), MessageType::kNodes)),
-      static_cast<unsigned long long>(Sent(link.a(), MessageType::kLeaves)),
-      static_cast<unsigned long long>(Sent(link.b(), MessageType::kLeaves)),
-      static_cast<unsigned long long>(Sent(link.a(), MessageType::kEntries)),
-      static_cast<unsigned long long>(Sent(link.b(), MessageType::kEntries)),
-      static_cast<unsigned long long>(Sent(link.a(), MessageType::kWant)),
-      static_cast<unsigned long long>(Sent(link.b(), MessageType::kWant)));
+      static_cast<unsigned long long>(Sent(link.a(), RepairMessageType::kNodes)),
+      static_cast<unsigned long long>(Sent(link.b(), RepairMessageType::kNodes)),
+      static_cast<unsigned long long>(Sent(link.a(), RepairMessageType::kLeaves)),
+      static_cast<unsigned long long>(Sent(link.b(), RepairMessageType::kLeaves)),
+      static_cast<unsigned long long>(Sent(link.a(), RepairMessageType::kEntries)),
+      static_cast<unsigned long long>(Sent(link.b(), RepairMessageType::kEntries)),
+      static_cast<unsigned long long>(Sent(link.a(), RepairMessageType::kWant)),
+      static_cast<unsigned long long>(Sent(link.b(), RepairMessageType::kWant)));
   return f;
 }
 
@@ -216,10 +216,10 @@ TEST_CASE("RepairSession: an empty side takes everything without a descent", "[r
       link.Run();
       RequireFinished(link);
       RequireConverged(full, empty);
-      CHECK(Sent(link.a(), MessageType::kLeaves) + Sent(link.b(), MessageType::kLeaves) == 0);
+      CHECK(Sent(link.a(), RepairMessageType::kLeaves) + Sent(link.b(), RepairMessageType::kLeaves) == 0);
       // Beyond at most the initiator's opening NODES(1), no descent.
-      CHECK(Sent(link.a(), MessageType::kNodes) <= (hint ? 0u : 1u));
-      CHECK(Sent(link.b(), MessageType::kNodes) == 0);
+      CHECK(Sent(link.a(), RepairMessageType::kNodes) <= (hint ? 0u : 1u));
+      CHECK(Sent(link.b(), RepairMessageType::kNodes) == 0);
       Endpoint& taker = empty_initiates ? link.a() : link.b();
       CHECK(taker.finished->stats.entries_applied == full.data().entries().size());
     }
@@ -246,8 +246,8 @@ TEST_CASE("RepairSession: of a changed 4 MiB file only the changed block moves",
   CHECK(s.blocks_received == 1);
   CHECK(s.blocks_reused == 1023);
   CHECK(link.a().sent.content_bytes == 4096);
-  CHECK(Sent(link.b(), MessageType::kBlockListReq) == 1);
-  CHECK(Sent(link.b(), MessageType::kBlockReq) == 1);
+  CHECK(Sent(link.b(), RepairMessageType::kBlockListReq) == 1);
+  CHECK(Sent(link.b(), RepairMessageType::kBlockReq) == 1);
   std::printf("4 MiB file, one 4 KiB block changed: %llu bytes of content, %llu of frames\n",
               static_cast<unsigned long long>(link.a().sent.content_bytes),
               static_cast<unsigned long long>(link.overhead_bytes()));

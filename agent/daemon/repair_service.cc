@@ -1,0 +1,653 @@
+#include "agent/daemon/repair_service.h"
+
+#include <openssl/rand.h>
+
+#include <algorithm>
+
+#include "agent/core/conflict.h"
+#include "agent/core/repair_session.h"
+#include "agent/daemon/logging.h"
+#include "agent/io/clock.h"
+#include "agent/store/replica_dataset.h"
+#include "agent/tls/context.h"
+#include "agent/wire/repair_codec.h"
+
+namespace gossync::daemon {
+namespace {
+
+constexpr uint64_t kConnectTimeoutMs = 5'000;
+constexpr uint64_t kTickMs = 1'000;
+
+int64_t Wall() { return static_cast<int64_t>(io::WallMillis()); }
+int64_t Mono() { return static_cast<int64_t>(io::MonotonicMillis()); }
+
+double Jitter() {
+  uint32_t v = 0;
+  RAND_bytes(reinterpret_cast<unsigned char*>(&v), sizeof(v));
+  return v / 4294967296.0;
+}
+
+nlohmann::json EntryJson(const core::Entry& e) {
+  return {{"path", e.path},         {"kind", core::KindName(e.kind)},
+          {"size", e.size},         {"deleted", e.deleted},
+          {"origin", e.origin},     {"hlc", e.hlc},
+          {"vv", e.vv.ToString()}};
+}
+
+nlohmann::json DiffItemsJson(const std::vector<core::DiffItem>& items, bool remote) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const core::DiffItem& d : items) {
+    const std::optional<core::Entry>& e = remote ? d.remote : d.local;
+    nlohmann::json j = e ? EntryJson(*e) : nlohmann::json{{"path", d.path}, {"deleted", true}};
+    j["path"] = d.path;
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+}  // namespace
+
+// The store-thread half of a session: created, used and destroyed only in
+// strand items.
+struct RepairService::StoreSide {
+  std::unique_ptr<store::ReplicaDataset> dataset;
+  std::unique_ptr<core::RepairSession> session;
+  std::unique_ptr<store::RepairExecutor> executor;
+  std::shared_ptr<const store::IgnoreMatcher> ignore;
+  std::shared_ptr<store::OpenTemps> open_temps;
+  std::vector<std::string> applied;  // paths whose entries this session changed here
+};
+
+// What a strand item hands back to the loop.
+struct RepairService::NetOut {
+  std::vector<std::vector<uint8_t>> frames;
+  std::optional<core::repair::Abort> abort;
+  std::optional<core::repair::Finished> finished;
+  core::SessionStats stats;
+  core::Hash256 root{};
+  store::IndexCounts counts;
+  uint64_t hlc = 0;
+};
+
+struct RepairService::Conn {
+  uint64_t id = 0;
+  std::string peer;
+  bool initiator = false;
+  bool dry_run = false;
+  int64_t started_ms = 0;
+  std::unique_ptr<TlsChannel> channel;
+  std::shared_ptr<StoreSide> store;  // touched only on the strand
+  bool session_started = false;
+  bool ended = false;
+  std::deque<std::vector<uint8_t>> outbox;  // frames waiting for bandwidth
+  core::SessionStats stats;                 // latest copy, for status
+  std::optional<core::Hash256> peer_root;
+};
+
+struct RepairService::Waiter {
+  std::vector<std::string> peers;                // still running or waiting
+  nlohmann::json results = nlohmann::json::array();
+  Reply reply;
+  bool diff = false;
+  std::unique_ptr<io::Timer> timer;
+};
+
+RepairService::RepairService(uv_loop_t* loop, const Config& config, LocalEngine* engine)
+    : loop_(loop),
+      config_(config),
+      engine_(engine),
+      scheduler_(core::SchedulerConfig{.max_sessions = config.repair.max_sessions}),
+      open_temps_(std::make_shared<store::OpenTemps>()) {}
+
+RepairService::~RepairService() { *alive_ = false; }
+
+Status RepairService::Start() {
+  tls::TlsConfig t;
+  t.cert = config_.repair.cert;
+  t.key = config_.repair.key;
+  t.ca = config_.repair.ca;
+  t.pins = config_.repair.pins;
+  t.role = tls::Role::kClient;
+  Result<tls::SslCtxPtr> client = tls::MakeContext(t);
+  if (!client.ok()) return client.status().Prefixed("repair.cert");
+  t.role = tls::Role::kServer;
+  Result<tls::SslCtxPtr> server = tls::MakeContext(t);
+  if (!server.ok()) return server.status().Prefixed("repair.cert");
+  client_ctx_ = std::move(*client);
+  server_ctx_ = std::move(*server);
+
+  Result<store::TempArea> temp = store::TempArea::Open(*engine_->root_dir(), config_.state_dir);
+  if (!temp.ok()) return temp.status().Prefixed("temp area");
+  temp_ = std::make_unique<store::TempArea>(std::move(*temp));
+
+  Result<io::SocketAddress> addr = io::SocketAddress::Parse(config_.repair.listen);
+  if (!addr.ok()) return addr.status().Prefixed("repair.listen");
+  Result<std::unique_ptr<io::TcpListener>> l = io::TcpListener::Listen(
+      loop_, *addr, [this](std::unique_ptr<io::TcpStream> s) { OnAccept(std::move(s)); });
+  if (!l.ok()) return l.status().Prefixed("repair.listen " + config_.repair.listen);
+  listener_ = std::move(*l);
+  tick_timer_ = io::Timer::Create(loop_);
+  tick_timer_->Start(kTickMs, kTickMs, [this] { Tick(); });
+  schedule_timer_ = io::Timer::Create(loop_);
+  bandwidth_timer_ = io::Timer::Create(loop_);
+  Logger("repair")->info("repair_listening listen={} temp=\"{}\" max_sessions={}",
+                         config_.repair.listen, temp_->path(), config_.repair.max_sessions);
+  return Status::Ok();
+}
+
+void RepairService::Stop(std::function<void()> done) {
+  stopping_ = true;
+  listener_.reset();
+  if (tick_timer_) tick_timer_->Close();
+  if (schedule_timer_) schedule_timer_->Close();
+  if (bandwidth_timer_) bandwidth_timer_->Close();
+  std::vector<Conn*> all;
+  for (auto& [id, c] : conns_) all.push_back(c.get());
+  for (Conn* c : all) End(c, false, "shutdown: agent stopping");
+  closing_.clear();
+  // The sessions' store halves are released by strand items queued by End;
+  // LocalEngine::Stop drains the strand after this.
+  if (done) done();
+}
+
+Status RepairService::Reload(const Config& next) {
+  config_.repair.bandwidth_limit = next.repair.bandwidth_limit;
+  config_.repair.max_sessions = next.repair.max_sessions;
+  scheduler_.SetMaxSessions(next.repair.max_sessions);
+  if (next.repair.pins != config_.repair.pins) {
+    // Pins live in the TLS contexts: rebuild them; running sessions keep theirs.
+    config_.repair.pins = next.repair.pins;
+    tls::TlsConfig t{config_.repair.cert, config_.repair.key, config_.repair.ca,
+                     tls::Role::kClient, config_.repair.pins};
+    Result<tls::SslCtxPtr> client = tls::MakeContext(t);
+    t.role = tls::Role::kServer;
+    Result<tls::SslCtxPtr> server = tls::MakeContext(t);
+    if (!client.ok()) return client.status();
+    if (!server.ok()) return server.status();
+    client_ctx_ = std::move(*client);
+    server_ctx_ = std::move(*server);
+  }
+  Schedule();
+  return Status::Ok();
+}
+
+void RepairService::RootDiffers(const std::string& peer, const std::string& repair_addr) {
+  if (stopping_ || repair_addr.empty()) return;
+  scheduler_.RootDiffers(static_cast<uint64_t>(Mono()), peer, repair_addr);
+  Schedule();
+}
+
+void RepairService::Forget(const std::string& peer) { scheduler_.Forget(peer); }
+
+void RepairService::Schedule() {
+  if (stopping_) return;
+  uint64_t now = static_cast<uint64_t>(Mono());
+  for (const core::SessionRequest& r : scheduler_.Due(now)) Dial(r, /*dry_run=*/false);
+  if (std::optional<uint64_t> next = scheduler_.NextWakeMs()) {
+    schedule_timer_->Start(*next > now ? *next - now : 1, [this] { Schedule(); });
+  }
+}
+
+RepairService::Conn* RepairService::NewConn(const std::string& peer, bool initiator,
+                                            bool dry_run) {
+  auto c = std::make_unique<Conn>();
+  c->id = next_id_++;
+  c->peer = peer;
+  c->initiator = initiator;
+  c->dry_run = dry_run;
+  c->started_ms = Wall();
+  Conn* raw = c.get();
+  conns_[raw->id] = std::move(c);
+  return raw;
+}
+
+TlsChannel::Callbacks MakeCallbacks(std::function<void(const std::string&)> ready,
+                                    std::function<void(std::vector<uint8_t>)> frame,
+                                    std::function<void(const Status&)> closed) {
+  TlsChannel::Callbacks cbs;
+  cbs.on_ready = std::move(ready);
+  cbs.on_frame = std::move(frame);
+  cbs.on_closed = std::move(closed);
+  return cbs;
+}
+
+void RepairService::Dial(const core::SessionRequest& req, bool dry_run) {
+  Conn* c = NewConn(req.peer, /*initiator=*/true, dry_run);
+  uint64_t id = c->id;
+  Result<io::SocketAddress> addr = io::SocketAddress::Parse(req.repair_addr);
+  if (!addr.ok()) {
+    End(c, false, "bad_address: " + addr.status().message());
+    return;
+  }
+  Logger("repair")->debug("session={} dial peer={} addr={}{}", id, req.peer, req.repair_addr,
+                          dry_run ? " dry_run" : "");
+  c->channel = TlsChannel::Connect(
+      loop_, *addr, client_ctx_.get(), req.peer, kConnectTimeoutMs, config_.repair.max_frame_bytes,
+      MakeCallbacks(
+          [this, id](const std::string& peer) {
+            if (conns_.count(id)) OnChannelReady(conns_[id].get(), peer);
+          },
+          [this, id](std::vector<uint8_t> body) {
+            if (!conns_.count(id)) return;
+            auto msg = std::make_shared<Result<core::RepairMessage>>(
+                wire::DecodeMessage(body, config_.repair.max_frame_bytes));
+            RunOnStore(conns_[id].get(), [msg](StoreSide& s, int64_t now) {
+              if (!msg->ok()) {
+                return s.session->OnProtocolError(now, wire::DecodeErrorCounter(msg->status()),
+                                                  msg->status().message());
+              }
+              return s.session->OnMessage(now, std::move(msg->value()));
+            });
+          },
+          [this, id](const Status& why) {
+            if (!conns_.count(id)) return (void)closing_.erase(id);
+            Conn* conn = conns_[id].get();
+            if (!conn->session_started) return End(conn, false, "connect: " + why.message());
+            RunOnStore(conn, [why](StoreSide& s, int64_t now) {
+              if (!why.ok()) {
+                std::string counter = why.message().rfind("truncated", 0) == 0 ? "truncated"
+                                      : why.code() == Code::kLimitExceeded ? "frame_too_large"
+                                                                            : "connection";
+                return s.session->OnProtocolError(now, counter, why.message());
+              }
+              return s.session->OnPeerClosed(now);
+            });
+          }));
+}
+
+void RepairService::OnAccept(std::unique_ptr<io::TcpStream> stream) {
+  if (stopping_) return;
+  // The peer is known only after the handshake; until then the connection
+  // holds no slot, and the handshake has the idle tick's deadline.
+  Conn* c = NewConn("", /*initiator=*/false, /*dry_run=*/false);
+  uint64_t id = c->id;
+  c->channel = TlsChannel::Accept(
+      std::move(stream), server_ctx_.get(), config_.repair.max_frame_bytes,
+      MakeCallbacks(
+          [this, id](const std::string& peer) {
+            if (!conns_.count(id)) return;
+            Conn* conn = conns_[id].get();
+            conn->peer = peer;
+            if (!scheduler_.InboundStarted(static_cast<uint64_t>(Mono()), peer)) {
+              ++refused_;
+              Logger("repair")->info("session={} refused peer={} reason=busy", id, peer);
+              conn->channel->Close();
+              conns_.erase(id);
+              return;
+            }
+            OnChannelReady(conn, peer);
+          },
+          [this, id](std::vector<uint8_t> body) {
+            if (!conns_.count(id)) return;
+            auto msg = std::make_shared<Result<core::RepairMessage>>(
+                wire::DecodeMessage(body, config_.repair.max_frame_bytes));
+            RunOnStore(conns_[id].get(), [msg](StoreSide& s, int64_t now) {
+              if (!msg->ok()) {
+                return s.session->OnProtocolError(now, wire::DecodeErrorCounter(msg->status()),
+                                                  msg->status().message());
+              }
+              return s.session->OnMessage(now, std::move(msg->value()));
+            });
+          },
+          [this, id](const Status& why) {
+            if (!conns_.count(id)) return (void)closing_.erase(id);
+            Conn* conn = conns_[id].get();
+            if (!conn->session_started) {
+              ++refused_;
+              Logger("repair")->warn("handshake_failed session={} from={} error=\"{}\"", id,
+                                     conn->channel ? conn->channel->remote_address() : "-",
+                                     why.message());
+              ++aborts_["handshake"];
+              conns_.erase(id);
+              return;
+            }
+            RunOnStore(conn, [why](StoreSide& s, int64_t now) {
+              if (!why.ok()) {
+                std::string counter = why.message().rfind("truncated", 0) == 0 ? "truncated"
+                                      : why.code() == Code::kLimitExceeded ? "frame_too_large"
+                                                                            : "connection";
+                return s.session->OnProtocolError(now, counter, why.message());
+              }
+              return s.session->OnPeerClosed(now);
+            });
+          }));
+}
+
+void RepairService::OnChannelReady(Conn* c, const std::string& peer) {
+  c->session_started = true;
+  Logger("repair")->info("session={} started peer={} role={}{}", c->id, peer,
+                         c->initiator ? "initiator" : "responder", c->dry_run ? " dry_run" : "");
+  core::RepairOptions opts;
+  opts.initiator = c->initiator;
+  opts.local_name = config_.node;
+  opts.peer_name = peer;
+  opts.dry_run = c->dry_run;
+  opts.peer_root = c->peer_root;
+  opts.idle_timeout_ms = int64_t(config_.repair.idle_timeout_s) * 1000;
+  opts.session_timeout_ms = int64_t(config_.repair.session_timeout_s) * 1000;
+  auto side = std::make_shared<StoreSide>();
+  side->ignore = engine_->ignore();
+  side->open_temps = open_temps_;
+  c->store = side;
+  const store::RootDir* root = engine_->root_dir();
+  const store::TempArea* temp = temp_.get();
+  // The store half needs the Replica, which only the strand may touch; the
+  // strand runs this before the Start below (FIFO).
+  engine_->Post(
+      [side, opts, root, temp](store::Replica& r) mutable {
+        opts.hlc = r.hlc();
+        side->dataset = std::make_unique<store::ReplicaDataset>(&r);
+        side->session = std::make_unique<core::RepairSession>(opts, side->dataset.get());
+        store::RepairContext ctx{&r, root, temp, side->ignore.get(), side->open_temps.get()};
+        side->executor = std::make_unique<store::RepairExecutor>(ctx);
+      },
+      nullptr);
+  RunOnStore(c, [](StoreSide& s, int64_t now) { return s.session->Start(now); });
+}
+
+void RepairService::RunOnStore(
+    Conn* c, std::function<core::RepairSession::Actions(StoreSide&, int64_t)> input) {
+  if (c->ended || !c->store) return;
+  uint64_t id = c->id;
+  auto side = c->store;
+  auto out = std::make_shared<NetOut>();
+  engine_->Post(
+      [side, input = std::move(input), out](store::Replica& r) {
+        if (!side->session) return;  // not built (shutdown) or already released
+        int64_t now = Mono();
+        core::RepairSession::Actions net =
+            side->executor->Drive(*side->session, input(*side, now), now);
+        for (core::RepairAction& a : net) {
+          if (auto* send = std::get_if<core::repair::Send>(&a)) {
+            out->frames.push_back(wire::EncodeMessage(send->message));
+          } else if (auto* ab = std::get_if<core::repair::Abort>(&a)) {
+            out->abort = std::move(*ab);
+          } else if (auto* fin = std::get_if<core::repair::Finished>(&a)) {
+            out->finished = std::move(*fin);
+          }
+        }
+        out->stats = side->session->stats();
+        out->root = r.root();
+        out->counts = r.counts();
+        out->hlc = r.hlc();
+        if (out->abort || out->finished) {
+          // The session is over: release its store half here, on the strand.
+          side->executor.reset();
+          side->session.reset();
+          side->dataset.reset();
+        }
+      },
+      [this, id, out] {
+        engine_->Publish(out->root, out->counts, out->hlc);
+        auto it = conns_.find(id);
+        if (it == conns_.end()) return;
+        HandleOut(it->second.get(), *out);
+      });
+}
+
+void RepairService::HandleOut(Conn* c, NetOut& out) {
+  c->stats = out.stats;
+  for (auto& f : out.frames) c->outbox.push_back(std::move(f));
+  PumpSends(c);
+  if (out.abort) {
+    ++aborts_[out.abort->counter];
+    Logger("repair")->warn("session={} aborted peer={} counter={} reason=\"{}\"", c->id, c->peer,
+                           out.abort->counter, out.abort->reason);
+    c->stats = out.abort->stats;
+    End(c, false, out.abort->counter + ": " + out.abort->reason);
+  } else if (out.finished) {
+    c->stats = out.finished->stats;
+    End(c, true, "");
+  }
+}
+
+void RepairService::PumpSends(Conn* c) {
+  if (!c->channel) return;
+  uint64_t limit = config_.repair.bandwidth_limit;
+  while (!c->outbox.empty()) {
+    std::vector<uint8_t>& f = c->outbox.front();
+    if (limit > 0) {
+      // Token bucket shared by all sessions; a burst of up to one second.
+      uint64_t now = static_cast<uint64_t>(Mono());
+      tokens_ = std::min<double>(double(limit),
+                                 tokens_ + double(now - tokens_at_ms_) * double(limit) / 1000.0);
+      tokens_at_ms_ = now;
+      if (tokens_ < double(std::min<uint64_t>(f.size(), limit))) {
+        uint64_t wait = uint64_t((double(f.size()) - tokens_) * 1000.0 / double(limit)) + 1;
+        if (!bandwidth_timer_->active()) {
+          bandwidth_timer_->Start(wait, [this] {
+            for (auto& [id, conn] : conns_) PumpSends(conn.get());
+          });
+        }
+        return;
+      }
+      tokens_ -= double(f.size());
+    }
+    bytes_sent_ += f.size();
+    if (!c->channel->Send(f).ok()) {
+      c->outbox.clear();
+      return;
+    }
+    c->outbox.pop_front();
+  }
+}
+
+void RepairService::End(Conn* c, bool ok, const std::string& error) {
+  if (c->ended) return;
+  c->ended = true;
+  uint64_t id = c->id;
+  SessionSummary s;
+  s.id = id;
+  s.peer = c->peer;
+  s.initiator = c->initiator;
+  s.dry_run = c->dry_run;
+  s.ok = ok;
+  s.error = error;
+  s.started_ms = c->started_ms;
+  s.ended_ms = Wall();
+  s.stats = c->stats;
+  if (c->channel) {
+    s.wire_bytes_in = c->channel->bytes_in();
+    s.wire_bytes_out = c->channel->bytes_out();
+    // Let queued frames (FIN_ACK, ABORT) go out, then close.
+    c->channel->Finish();
+  }
+  entries_applied_ += s.stats.entries_applied;
+  bytes_received_ += s.stats.content_bytes_received;
+  conflicts_ += s.stats.conflicts;
+  (ok ? sessions_ok_ : sessions_failed_)++;
+  auto log = Logger("repair");
+  if (ok) {
+    log->info(
+        "session={} done peer={} role={} entries_in={} entries_out={} applied={} conflicts={} "
+        "blocks_in={} blocks_reused={} bytes_in={} bytes_out={} wire_in={} wire_out={} "
+        "levels={} ms={}",
+        id, c->peer, c->initiator ? "initiator" : "responder", s.stats.entries_received,
+        s.stats.entries_sent, s.stats.entries_applied, s.stats.conflicts,
+        s.stats.blocks_received, s.stats.blocks_reused, s.stats.content_bytes_received,
+        s.stats.content_bytes_sent, s.wire_bytes_in, s.wire_bytes_out, s.stats.descent_levels,
+        s.ended_ms - s.started_ms);
+  } else {
+    log->info("session={} failed peer={} error=\"{}\" blocks_in={} bytes_in={}", id, c->peer,
+              error, s.stats.blocks_received, s.stats.content_bytes_received);
+  }
+  if (!c->peer.empty() && !c->dry_run) {
+    scheduler_.Ended(static_cast<uint64_t>(Mono()), c->peer, ok, Jitter());
+    if (ok) last_[c->peer] = s;
+  }
+  // Release the store half on the strand if the session did not end there.
+  if (auto side = c->store) {
+    engine_->Post(
+        [side](store::Replica&) {
+          if (side->executor) side->executor->EndSession(false);
+          side->executor.reset();
+          side->session.reset();
+          side->dataset.reset();
+        },
+        nullptr);
+  }
+  // Answer the sync/diff requests waiting on this peer.
+  for (auto it = waiters_.begin(); it != waiters_.end();) {
+    Waiter& w = **it;
+    auto p = std::find(w.peers.begin(), w.peers.end(), c->peer);
+    if (p == w.peers.end() || w.diff != c->dry_run) {
+      ++it;
+      continue;
+    }
+    w.peers.erase(p);
+    if (w.diff) {
+      nlohmann::json j = {{"peer", c->peer}};
+      if (!ok) {
+        w.reply(Status::Unavailable("diff with " + c->peer + " failed: " + error));
+      } else {
+        j["pull"] = DiffItemsJson(s.stats.diff.pull, true);
+        j["push"] = DiffItemsJson(s.stats.diff.push, false);
+        j["conflict"] = DiffItemsJson(s.stats.diff.conflict, true);
+        j["merge"] = DiffItemsJson(s.stats.diff.merge, true);
+        w.reply(j);
+      }
+      w.timer.reset();
+      it = waiters_.erase(it);
+      continue;
+    }
+    w.results.push_back({{"peer", c->peer},
+                         {"ok", ok},
+                         {"entries_applied", s.stats.entries_applied},
+                         {"bytes_received", s.stats.content_bytes_received},
+                         {"conflicts", s.stats.conflicts},
+                         {"error", error}});
+    if (w.peers.empty()) {
+      w.reply(nlohmann::json{{"results", w.results}});
+      w.timer.reset();
+      it = waiters_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (on_end_ && ok && !c->dry_run) on_end_(s);
+  // The channel finishes in the background (its on_closed drops it from
+  // closing_, or Tick does after a while); the Conn goes now.
+  if (c->channel) closing_[id] = {std::move(c->channel), Mono()};
+  conns_.erase(id);
+  Schedule();
+}
+
+void RepairService::Tick() {
+  // Channels that could not finish politely (a peer that stopped reading).
+  for (auto it = closing_.begin(); it != closing_.end();) {
+    if (Mono() - it->second.second > int64_t(config_.repair.idle_timeout_s) * 1000) {
+      it = closing_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  std::vector<uint64_t> ids;
+  for (auto& [id, c] : conns_) ids.push_back(id);
+  int64_t now_wall = Wall();
+  for (uint64_t id : ids) {
+    auto it = conns_.find(id);
+    if (it == conns_.end()) continue;
+    Conn* c = it->second.get();
+    if (!c->session_started) {
+      // A handshake that takes longer than the idle timeout is dropped.
+      if (now_wall - c->started_ms > int64_t(config_.repair.idle_timeout_s) * 1000) {
+        ++aborts_["handshake_timeout"];
+        End(c, false, "handshake_timeout");
+      }
+      continue;
+    }
+    RunOnStore(c, [](StoreSide& s, int64_t now) { return s.session->OnTick(now); });
+  }
+}
+
+void RepairService::Sync(const std::vector<std::pair<std::string, std::string>>& peers,
+                         int64_t timeout_ms, Reply reply) {
+  if (peers.empty()) {
+    reply(nlohmann::json{{"results", nlohmann::json::array()}});
+    return;
+  }
+  auto w = std::make_shared<Waiter>();
+  w->reply = std::move(reply);
+  for (const auto& [peer, addr] : peers) {
+    w->peers.push_back(peer);
+    scheduler_.Manual(static_cast<uint64_t>(Mono()), peer, addr);
+  }
+  w->timer = io::Timer::Create(loop_);
+  std::weak_ptr<Waiter> weak = w;
+  w->timer->Start(static_cast<uint64_t>(std::max<int64_t>(timeout_ms, 1)), [this, weak] {
+    auto w2 = weak.lock();
+    if (!w2) return;
+    for (const std::string& p : w2->peers) {
+      w2->results.push_back({{"peer", p}, {"ok", false}, {"error", "timed out"}});
+    }
+    w2->reply(nlohmann::json{{"results", w2->results}});
+    waiters_.erase(std::remove(waiters_.begin(), waiters_.end(), w2), waiters_.end());
+  });
+  waiters_.push_back(w);
+  Schedule();
+}
+
+void RepairService::Diff(const std::string& peer, const std::string& repair_addr,
+                         int64_t timeout_ms, Reply reply) {
+  auto w = std::make_shared<Waiter>();
+  w->reply = std::move(reply);
+  w->diff = true;
+  w->peers.push_back(peer);
+  w->timer = io::Timer::Create(loop_);
+  std::weak_ptr<Waiter> weak = w;
+  w->timer->Start(static_cast<uint64_t>(std::max<int64_t>(timeout_ms, 1)), [this, weak] {
+    auto w2 = weak.lock();
+    if (!w2) return;
+    w2->reply(Status::Aborted("diff timed out"));
+    waiters_.erase(std::remove(waiters_.begin(), waiters_.end(), w2), waiters_.end());
+  });
+  waiters_.push_back(w);
+  Dial(core::SessionRequest{peer, repair_addr, true}, /*dry_run=*/true);
+}
+
+nlohmann::json RepairService::SessionsJson() const {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& [id, c] : conns_) {
+    const core::SessionStats& s = c->stats;
+    out.push_back({{"id", id},
+                   {"peer", c->peer},
+                   {"role", c->initiator ? "initiator" : "responder"},
+                   {"state", c->session_started ? "running" : "connecting"},
+                   {"dry_run", c->dry_run},
+                   {"started_ms", c->started_ms},
+                   {"entries_sent", s.entries_sent},
+                   {"entries_received", s.entries_received},
+                   {"entries_applied", s.entries_applied},
+                   {"bytes_sent", s.content_bytes_sent},
+                   {"bytes_received", s.content_bytes_received},
+                   {"wire_bytes_in", c->channel ? c->channel->bytes_in() : 0},
+                   {"wire_bytes_out", c->channel ? c->channel->bytes_out() : 0}});
+  }
+  return out;
+}
+
+nlohmann::json RepairService::LastSyncJson() const {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& [peer, s] : last_) {
+    out.push_back({{"peer", peer},
+                   {"time_ms", s.ended_ms},
+                   {"duration_ms", s.ended_ms - s.started_ms},
+                   {"entries_applied", s.stats.entries_applied},
+                   {"bytes_received", s.stats.content_bytes_received},
+                   {"bytes_sent", s.stats.content_bytes_sent},
+                   {"conflicts", s.stats.conflicts}});
+  }
+  return out;
+}
+
+nlohmann::json RepairService::CountersJson() const {
+  nlohmann::json aborts = nlohmann::json::object();
+  for (const auto& [k, v] : aborts_) aborts[k] = v;
+  return {{"sessions_ok", sessions_ok_},         {"sessions_failed", sessions_failed_},
+          {"sessions_active", conns_.size()},    {"refused", refused_},
+          {"entries_applied", entries_applied_}, {"bytes_received", bytes_received_},
+          {"bytes_sent", bytes_sent_},           {"conflicts", conflicts_},
+          {"aborts", aborts}};
+}
+
+}  // namespace gossync::daemon
