@@ -133,8 +133,10 @@ Status RepairExecutor::Index(core::Entry e, const std::optional<IndexRecord>& re
   one[0].entry = std::move(e);
   if (rec) one[0].expected = rec->digest;
   one[0].stat = std::move(stat);
+  const std::string path = one[0].entry.path;
   Result<RemoteChanges> r = ctx_.replica->ApplyRemote(std::move(one));
   if (!r.ok()) return r.status();
+  if (r->status[0].ok()) applied_.push_back(path);
   return Refused(r->status[0]);
 }
 
@@ -188,9 +190,14 @@ Status RepairExecutor::EnsureParents(const std::string& path) {
     placeholders.push_back(std::move(c));
   }
   if (!placeholders.empty()) {
+    std::vector<std::string> paths;
+    for (const RemoteChange& c : placeholders) paths.push_back(c.entry.path);
     Result<RemoteChanges> r = ctx_.replica->ApplyRemote(std::move(placeholders));
     if (!r.ok()) return r.status();
     stats_.parents_created += r->applied;
+    for (size_t i = 0; i < paths.size(); ++i) {
+      if (r->status[i].ok()) applied_.push_back(std::move(paths[i]));
+    }
   }
   return Status::Ok();
 }

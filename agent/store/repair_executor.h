@@ -78,6 +78,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -191,6 +192,9 @@ class RepairExecutor {
   void EndSession(bool finished = false);
 
   const ExecutorStats& stats() const { return stats_; }
+  // The paths this executor changed (on disk and in the index) since the
+  // last call, in order, for logs and hooks; a path may repeat.
+  std::vector<std::string> TakeAppliedPaths() { return std::exchange(applied_, {}); }
 
  private:
   struct OpenPull {
@@ -250,6 +254,7 @@ class RepairExecutor {
   std::map<uint64_t, OpenPull> pulls_;
   std::vector<std::string> kept_dirs_;     // directory tombstones left on disk
   std::vector<std::string> blocked_dirs_;  // directories a new kind could not replace
+  std::vector<std::string> applied_;
   ExecutorStats stats_;
 };
 

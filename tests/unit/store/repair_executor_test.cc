@@ -23,7 +23,6 @@ namespace {
 
 using core::Entry;
 using core::EntryKind;
-using core::MessageType;
 namespace rep = core::repair;
 
 std::string Bytes(std::mt19937_64& rng, size_t n) {
@@ -742,6 +741,8 @@ TEST_CASE("RepairExecutor: a placeholder directory never overrides a real one",
   auto done = ex.Execute(core::repair::CommitFile{1, child, std::nullopt});
   REQUIRE(std::get<store::completion::Committed>(*done).status.ok());
   CHECK(ex.stats().parents_created == 1);
+  CHECK(ex.TakeAppliedPaths() == std::vector<std::string>{"p", "p/f"});
+  CHECK(ex.TakeAppliedPaths().empty());
   auto p = b.replica().Get("p");
   REQUIRE(p.ok());
   REQUIRE(p->has_value());
