@@ -301,6 +301,8 @@ struct Index::Statements {
   sqlite3_stmt* bucket = nullptr;
   sqlite3_stmt* all = nullptr;
   sqlite3_stmt* under = nullptr;
+  sqlite3_stmt* bucket_range = nullptr;
+  sqlite3_stmt* bucket_keys = nullptr;
   sqlite3_stmt* stats = nullptr;
   sqlite3_stmt* digests = nullptr;
   sqlite3_stmt* counts = nullptr;
@@ -311,8 +313,8 @@ struct Index::Statements {
   sqlite3_stmt* commit = nullptr;
 
   ~Statements() {
-    for (sqlite3_stmt* st :
-         {get, bucket, all, under, stats, digests, counts, put, del, set_meta, begin, commit}) {
+    for (sqlite3_stmt* st : {get, bucket, all, under, bucket_range, bucket_keys, stats, digests,
+                             counts, put, del, set_meta, begin, commit}) {
       sqlite3_finalize(st);
     }
   }
@@ -487,6 +489,12 @@ Status Index::Prepare() {
   GOSSYNC_RETURN_IF_ERROR(prep(&s.under, "SELECT " + cols +
                                              " FROM entries WHERE path > ?1 || '/' AND "
                                              "path < ?1 || '0' ORDER BY path"));
+  // Both use entries_by_bucket, whose keys end with the primary key (path).
+  GOSSYNC_RETURN_IF_ERROR(prep(&s.bucket_range, "SELECT " + cols +
+                                                    " FROM entries WHERE bucket >= ?1 AND "
+                                                    "bucket < ?2 ORDER BY bucket, path"));
+  GOSSYNC_RETURN_IF_ERROR(
+      prep(&s.bucket_keys, "SELECT path, digest FROM entries WHERE bucket = ? ORDER BY path"));
   GOSSYNC_RETURN_IF_ERROR(prep(&s.stats,
                                "SELECT path, kind, mode, deleted, target, st_size, st_mtime_ns, "
                                "st_mode, st_ino, st_dev, digest FROM entries ORDER BY path"));
@@ -600,6 +608,39 @@ Status Index::ForEachUnder(std::string_view dir,
     GOSSYNC_RETURN_IF_ERROR(fn(rec));
   }
   if (rc != SQLITE_DONE) return SqlError(db_, rc, "read entries", db_path_);
+  return Status::Ok();
+}
+
+Status Index::ForEachInBuckets(uint32_t first, uint32_t end,
+                               const std::function<Status(const IndexRecord&)>& fn) {
+  sqlite3_stmt* st = stmts_->bucket_range;
+  ScopedReset reset(st);
+  sqlite3_bind_int64(st, 1, first);
+  sqlite3_bind_int64(st, 2, end);
+  int rc;
+  IndexRecord rec;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    GOSSYNC_RETURN_IF_ERROR(DecodeRecord(st, db_path_, &rec));
+    GOSSYNC_RETURN_IF_ERROR(fn(rec));
+  }
+  if (rc != SQLITE_DONE) return SqlError(db_, rc, "read buckets", db_path_);
+  return Status::Ok();
+}
+
+Status Index::ForEachDigestInBucket(
+    uint32_t bucket,
+    const std::function<void(std::string_view path, const core::Hash256& digest)>& fn) {
+  sqlite3_stmt* st = stmts_->bucket_keys;
+  ScopedReset reset(st);
+  sqlite3_bind_int64(st, 1, bucket);
+  int rc;
+  core::Hash256 digest;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    std::string_view path = ColumnText(st, 0);
+    if (!ColumnHash(st, 1, &digest)) return CorruptRow(db_path_, path, "bad digest");
+    fn(path, digest);
+  }
+  if (rc != SQLITE_DONE) return SqlError(db_, rc, "read bucket", db_path_);
   return Status::Ok();
 }
 

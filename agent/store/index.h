@@ -142,6 +142,16 @@ class Index {
   // The same for the rows strictly below directory `dir` ("a" yields "a/x"
   // and "a/x/y", not "a" or "ab"), in path order.
   Status ForEachUnder(std::string_view dir, const std::function<Status(const IndexRecord&)>& fn);
+  // The rows of Merkle leaves [first, end): the leaves beneath one tree node
+  // form such a range. Ordered by bucket, then path. Same rules as ForEach.
+  Status ForEachInBuckets(uint32_t first, uint32_t end,
+                          const std::function<Status(const IndexRecord&)>& fn);
+  // (path, digest) of every row of one leaf, in path order, without decoding
+  // the entries: what a repair session lists for a differing leaf. `path` is
+  // valid during the callback only. REQUIRES: `fn` does not call this Index.
+  Status ForEachDigestInBucket(
+      uint32_t bucket,
+      const std::function<void(std::string_view path, const core::Hash256& digest)>& fn);
   // Streams (path, kind, mode, deleted, stat, digest) in path order; the
   // scanner's comparison. Same rules as ForEach.
   Status ListStats(const std::function<Status(const StatRow&)>& fn);

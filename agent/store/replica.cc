@@ -270,6 +270,114 @@ Result<Changes> Replica::ApplyLocal(std::vector<Observation> observations) {
   return out;
 }
 
+Result<RemoteChanges> Replica::ApplyRemote(std::vector<RemoteChange> changes) {
+  RemoteChanges out;
+  out.status.resize(changes.size());
+  struct Pending {
+    uint32_t bucket;
+    bool had_old;
+    core::Hash256 old_digest;
+    core::EntryKind old_kind;
+    bool old_deleted;
+    core::Hash256 new_digest;
+    core::EntryKind new_kind;
+    bool new_deleted;
+  };
+  std::vector<Pending> pending;
+  if (changes.empty()) {
+    out.root = tree_.Root();
+    return out;
+  }
+  Result<Index::Transaction> txn = index_->Begin();
+  if (!txn.ok()) return txn.status();
+  uint64_t remote_hlc = 0;
+  for (size_t i = 0; i < changes.size(); ++i) {
+    RemoteChange& c = changes[i];
+    if (Status valid = core::ValidateEntry(c.entry); !valid.ok()) {
+      out.status[i] = valid.Prefixed("remote entry");
+      continue;
+    }
+    Result<std::optional<IndexRecord>> got = txn->Get(c.entry.path);
+    if (!got.ok()) return got.status();
+    const std::optional<IndexRecord>& old = *got;
+    const bool holds = c.expected ? (old && old->digest == *c.expected) : !old.has_value();
+    if (!holds) {
+      out.status[i] = Status::Aborted(c.entry.path + " changed in the index since the decision");
+      continue;
+    }
+    IndexRecord rec;
+    rec.entry = std::move(c.entry);
+    rec.digest = rec.entry.Digest();
+    rec.bucket = tree_.BucketOf(rec.entry.path);
+    rec.stat = rec.entry.deleted ? std::nullopt : std::move(c.stat);
+    GOSSYNC_RETURN_IF_ERROR(txn->Put(rec));
+    remote_hlc = std::max(remote_hlc, rec.entry.hlc);
+    pending.push_back(Pending{rec.bucket, old.has_value(), old ? old->digest : core::Hash256{},
+                              old ? old->entry.kind : core::EntryKind::kFile,
+                              old ? old->entry.deleted : false, rec.digest, rec.entry.kind,
+                              rec.entry.deleted});
+  }
+  if (pending.empty()) {
+    out.root = tree_.Root();
+    return out;  // nothing written: the transaction rolls back
+  }
+  // Causality across nodes: our next local change must be stamped after
+  // every version we now hold. A runaway peer clock is not followed (Update
+  // caps it), and the value is only persisted with the entries.
+  core::Hlc hlc = hlc_;
+  if (remote_hlc != 0) hlc.Update(remote_hlc, clock_());
+  txn->SetHlc(hlc.last());
+  GOSSYNC_RETURN_IF_ERROR(txn->Commit());
+
+  hlc_ = hlc;
+  for (const Pending& p : pending) {
+    if (p.had_old) {
+      tree_.Replace(p.bucket, p.old_digest, p.new_digest);
+      CountAdd(p.old_kind, p.old_deleted, -1);
+    } else {
+      tree_.Insert(p.bucket, p.new_digest);
+    }
+    CountAdd(p.new_kind, p.new_deleted, 1);
+  }
+  out.applied = pending.size();
+  out.root = tree_.Root();
+  return out;
+}
+
+Result<EntryChange> Replica::Reassert(std::string_view path) {
+  const bool reserve = counter_ + 1 > reserved_;
+  Result<Index::Transaction> txn = index_->Begin(reserve);
+  if (!txn.ok()) return txn.status();
+  Result<std::optional<IndexRecord>> got = txn->Get(path);
+  if (!got.ok()) return got.status();
+  if (!*got || (*got)->entry.deleted) {
+    return Status::NotFound("no live entry at " + std::string(path) + " to reassert");
+  }
+  IndexRecord rec = std::move(**got);
+  const core::Hash256 old_digest = rec.digest;
+  const uint64_t counter = counter_ + 1;
+  core::Hlc hlc = hlc_;
+  rec.entry.vv.Set(index_->meta().node_id, counter);
+  rec.entry.hlc = hlc.Now(clock_());
+  rec.entry.origin = index_->meta().node_name;
+  rec.digest = rec.entry.Digest();
+  GOSSYNC_RETURN_IF_ERROR(txn->Put(rec));
+  txn->SetCounter(counter);
+  txn->SetHlc(hlc.last());
+  uint64_t reserved = reserved_;
+  if (counter > reserved_) {
+    GOSSYNC_CHECK(reserve);
+    reserved = counter + kCounterBlock;
+    txn->SetCounterReserved(reserved);
+  }
+  GOSSYNC_RETURN_IF_ERROR(txn->Commit());
+  counter_ = counter;
+  reserved_ = reserved;
+  hlc_ = hlc;
+  tree_.Replace(rec.bucket, old_digest, rec.digest);
+  return EntryChange{std::move(rec.entry), old_digest, rec.digest};
+}
+
 Result<ScanDiff> Replica::FullScanDiff(const std::vector<Observation>& walked) {
   std::vector<size_t> order(walked.size());
   for (size_t i = 0; i < walked.size(); ++i) {

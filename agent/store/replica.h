@@ -79,6 +79,29 @@ struct ScanDiff {
   std::vector<std::string> missing;
 };
 
+// One version a repair session decided to hold (a peer's entry, a merged
+// history, a conflict copy, a placeholder parent directory), for ApplyRemote.
+struct RemoteChange {
+  core::Entry entry;  // indexed exactly as given (it must match the peer's digest)
+  // The digest the index must hold at entry.path for this change to apply;
+  // nullopt: the index must hold no row there.
+  std::optional<core::Hash256> expected;
+  // The path as it is on the local disk now, after the write (what the
+  // scanner's SameFile check compares with); nullopt for a tombstone, or to
+  // make the scanner re-read the path.
+  std::optional<LocalStat> stat;
+};
+
+// ApplyRemote's answer.
+struct RemoteChanges {
+  // Per change, in input order: OK; Aborted (the index no longer holds
+  // `expected`: a local change won the race; nothing of that change was
+  // applied); InvalidArgument (core::ValidateEntry refused the entry).
+  std::vector<Status> status;
+  size_t applied = 0;
+  core::Hash256 root{};  // the tree's root after the change
+};
+
 class Replica {
  public:
   struct Options {
@@ -110,6 +133,27 @@ class Replica {
   // carries its content hash (a symlink's is computed here).
   // On error nothing was applied and the replica is unchanged.
   Result<Changes> ApplyLocal(std::vector<Observation> observations);
+
+  // Indexes versions that came from a peer (repair), in ONE transaction,
+  // after their files were written: each entry exactly as given, with its
+  // local stat, if the index still holds `expected` at its path. Remote
+  // versions never bump this node's counter (their VV is the peer's; only
+  // local changes bump). The entries' HLCs are merged into ours
+  // (core::Hlc::Update) and persisted with them. The tree follows once the
+  // commit succeeded. A change that fails its precondition or validation is
+  // reported in `status` and the others still apply; an index error fails
+  // the whole call and leaves the replica unchanged. If a path appears more
+  // than once, each change sees the ones before it.
+  Result<RemoteChanges> ApplyRemote(std::vector<RemoteChange> changes);
+
+  // Records a new local version of the live entry at `path`, unchanged in
+  // content and metadata: vv[self] = ++counter, hlc = Now(), origin = this
+  // node. For a local decision to keep an entry that a peer's version could
+  // not replace (a directory that still holds live entries): the new version
+  // is concurrent with the peer's, so both sides resolve it (a directory
+  // beats a file) instead of refusing it forever. NotFound if `path` holds
+  // no live entry. Same transaction and counter rules as ApplyLocal.
+  Result<EntryChange> Reassert(std::string_view path);
 
   // Compares a full walk (stat only; hashes not known yet) with the index,
   // streaming the index in path order. REQUIRES: every walked observation
