@@ -10,6 +10,15 @@
 #include "gossync/version.h"
 
 namespace gossync::daemon {
+namespace {
+
+// While the first scan runs, the start timeout (TimeoutStartSec=) is pushed
+// kStartExtendMs ahead every kStartExtendEveryMs, so a large first scan does
+// not need TimeoutStartSec=infinity.
+constexpr uint64_t kStartExtendMs = 60'000;
+constexpr int64_t kStartExtendEveryMs = 10'000;
+
+}  // namespace
 
 Agent::Agent(io::Loop* loop, Config config, std::string config_path)
     : loop_(loop), config_(std::move(config)), config_path_(std::move(config_path)) {}
@@ -27,6 +36,22 @@ Status Agent::Start() {
   admin_ = std::make_unique<AdminServer>(loop_->get());
   InstallAdminHandlers();
   GOSSYNC_RETURN_IF_ERROR(admin_->Listen(config_.admin_socket));
+  notifier_.ExtendTimeout(kStartExtendMs);
+  extended_ms_ = io::MonotonicMillis();
+
+  HookRunner::Options hook_opts;
+  hook_opts.cwd = config_.data_dir;
+  hook_opts.repair_busy = [this] { return repair_ && repair_->active_sessions() > 0; };
+  hooks_ = std::make_unique<HookRunner>(loop_->get(), std::move(hook_opts));
+  GOSSYNC_RETURN_IF_ERROR(hooks_->Configure(config_.hooks));
+  if (!config_.metrics_listen.empty()) {
+    // Metrics are not worth stopping sync for: a taken port is logged.
+    metrics_server_ = std::make_unique<MetricsServer>(loop_->get(), [this] { return MetricsText(); });
+    if (Status s = metrics_server_->Listen(config_.metrics_listen); !s.ok()) {
+      log->error("metrics_failed error=\"{}\"", s.message());
+      metrics_server_.reset();
+    }
+  }
 
   auto on_signal = [this](int signum) {
     Shutdown(signum == SIGTERM ? "SIGTERM" : "SIGINT", 0);
@@ -47,6 +72,14 @@ Status Agent::Start() {
   }
   status_timer_ = io::Timer::Create(loop_->get());
   status_timer_->Start(5000, 5000, [this] { UpdateSystemdStatus(); });
+  observe_timer_ = io::Timer::Create(loop_->get());
+  observe_timer_->Start(1000, 1000, [this] {
+    ObserveForMetrics();
+    if (!ready_ && io::MonotonicMillis() - extended_ms_ >= kStartExtendEveryMs) {
+      notifier_.ExtendTimeout(kStartExtendMs);
+      extended_ms_ = io::MonotonicMillis();
+    }
+  });
 
   engine_->Start([this, log](const Status& s) {
     if (!s.ok()) {
@@ -59,9 +92,38 @@ Status Agent::Start() {
   return Status::Ok();
 }
 
+void Agent::OnSessionEnd(const SessionSummary& s) {
+  if (!s.dry_run && !s.peer.empty()) {
+    metrics_.repair[s.ok ? "ok" : "failed"].Add(double(s.ended_ms - s.started_ms) / 1000.0);
+  }
+  if (s.applied_dropped > 0) {
+    Logger("repair")->warn("session={} applied_paths_dropped={} (hooks see the first {})", s.id,
+                           s.applied_dropped, s.applied_paths.size());
+  }
+  if (!s.dry_run && !s.applied_paths.empty()) hooks_->Applied(s.id, s.applied_paths);
+  hooks_->Poke();
+}
+
+void Agent::ObserveForMetrics() {
+  if (!engine_) return;
+  const LocalState& st = engine_->state();
+  if (gossip_) agreement_.Observe(io::WallMillis(), st.root, gossip_->membership().Members());
+  if (st.full_scans > scans_seen_) {
+    metrics_.scan.Add(double(st.last_scan_duration_ms) / 1000.0);
+    scans_seen_ = st.full_scans;
+  }
+}
+
+std::string Agent::MetricsText() {
+  ObserveForMetrics();
+  metrics_.agreement = &agreement_;
+  return RenderMetrics(StatusJson(), metrics_, io::WallMillis());
+}
+
 void Agent::OnReady() {
   auto log = Logger("agent");
   repair_ = std::make_unique<RepairService>(loop_->get(), config_, engine_.get());
+  repair_->OnSessionEnd([this](const SessionSummary& s) { OnSessionEnd(s); });
   if (Status s = repair_->Start(); !s.ok()) {
     log->critical("start_failed error=\"{}\"", s.message());
     Shutdown("fatal error", 1);
@@ -93,6 +155,7 @@ void Agent::OnReady() {
 }
 
 void Agent::OnRootChanged() {
+  ObserveForMetrics();
   const LocalState& st = engine_->state();
   if (gossip_) gossip_->SetLocalState(st.root, st.counts.total(), st.hlc);
   UpdateSystemdStatus();
@@ -107,8 +170,11 @@ void Agent::Shutdown(const std::string& why, int exit_code) {
   Logger("agent")->info("stopping reason=\"{}\"", why);
   notifier_.Stopping();
   admin_->Close();
+  if (metrics_server_) metrics_server_->Close();
+  hooks_->Stop();
   watchdog_timer_->Close();
   status_timer_->Close();
+  observe_timer_->Close();
   sighup_->Close();
   // The second SIGTERM/SIGINT is ignored while we drain; systemd escalates
   // to SIGKILL after TimeoutStopSec if draining hangs.
@@ -159,22 +225,47 @@ void Agent::Reload() {
   if (repair_) {
     if (Status s = repair_->Reload(next); !s.ok()) log->error("reload {}", s.message());
   }
+  if (next.metrics_listen != config_.metrics_listen) {
+    log->warn("reload: metrics_listen takes effect only on restart");
+  }
+  if (Status s = hooks_->Configure(next.hooks); !s.ok()) {
+    log->error("reload {}", s.message());
+  } else {
+    config_.hooks = next.hooks;
+  }
   if (next.ignore != config_.ignore) {
     if (Status s = engine_->SetIgnore(next.ignore); !s.ok()) log->error("reload {}", s.message());
     engine_->Rescan("ignore patterns changed");
   }
   config_.log_level = next.log_level;
   config_.ignore = next.ignore;
-  log->info("reloaded config=\"{}\"", config_path_);
+  log->info("reloaded config=\"{}\" hooks={}", config_path_, hooks_->size());
   notifier_.ReloadDone();
 }
 
 void Agent::UpdateSystemdStatus() {
   if (!engine_) return;
   const LocalState& s = engine_->state();
-  notifier_.Status(std::string(ready_ ? "" : "starting; ") + "root " +
-                   core::ToHex(s.root).substr(0, 12) + ", " + std::to_string(s.counts.live()) +
-                   " entries, scan " + s.scan_state);
+  if (!ready_) {
+    notifier_.Status("starting: first scan, " + std::to_string(s.hashed_files) +
+                     " files hashed, " + std::to_string(s.counts.live()) + " entries");
+    return;
+  }
+  // "members 3/3 alive, root 3f1c2ab4c9d0, 1204 entries, 0 sessions, converged"
+  size_t alive = 1, total = 1;  // ourselves
+  if (gossip_) {
+    for (const core::MemberView& m : gossip_->membership().Members()) {
+      ++total;
+      if (m.state == core::MemberState::kAlive) ++alive;
+    }
+  }
+  size_t sessions = repair_ ? repair_->active_sessions() : 0;
+  notifier_.Status("members " + std::to_string(alive) + "/" + std::to_string(total) +
+                   " alive, root " + core::ToHex(s.root).substr(0, 12) + ", " +
+                   std::to_string(s.counts.live()) + " entries, " + std::to_string(sessions) +
+                   (sessions == 1 ? " session, " : " sessions, ") +
+                   (Converged() ? "converged" : "syncing") +
+                   (s.scan_state == "scanning" ? ", scanning" : ""));
 }
 
 nlohmann::json Agent::StatusJson() const {
@@ -209,7 +300,7 @@ nlohmann::json Agent::StatusJson() const {
         {"hash_retries", s.hash_retries},
         {"walk_errors", s.walk_errors},
         {"rejected", s.rejected}}},
-      {"members", gossip_ ? gossip_->MembersJson() : nlohmann::json::array()},
+      {"members", MembersJson()},
       {"sessions", repair_ ? repair_->SessionsJson() : nlohmann::json::array()},
       {"last_sync", repair_ ? repair_->LastSyncJson() : nlohmann::json::array()},
       {"converged", Converged()},
@@ -217,7 +308,16 @@ nlohmann::json Agent::StatusJson() const {
   };
   j["counters"]["gossip"] = gossip_ ? gossip_->CountersJson() : nlohmann::json::object();
   j["counters"]["repair"] = repair_ ? repair_->CountersJson() : nlohmann::json::object();
+  j["counters"]["hooks"] = hooks_ ? hooks_->CountersJson() : nlohmann::json::object();
   return j;
+}
+
+nlohmann::json Agent::MembersJson() const {
+  nlohmann::json members = gossip_ ? gossip_->MembersJson() : nlohmann::json::array();
+  for (nlohmann::json& m : members) {
+    m["last_agreement_ms"] = agreement_.LastAgreementMs(m.value("name", ""));
+  }
+  return members;
 }
 
 void Agent::InstallAdminHandlers() {
@@ -280,8 +380,7 @@ void Agent::InstallAdminHandlers() {
         });
   });
   admin_->Handle("peers", [this](const nlohmann::json&, AdminServer::Reply reply) {
-    reply(nlohmann::json{
-        {"members", gossip_ ? gossip_->MembersJson() : nlohmann::json::array()}});
+    reply(nlohmann::json{{"members", MembersJson()}});
   });
 }
 

@@ -12,6 +12,9 @@
 
 #include "agent/daemon/admin_server.h"
 #include "agent/daemon/gossip_driver.h"
+#include "agent/daemon/hooks.h"
+#include "agent/daemon/metrics.h"
+#include "agent/daemon/metrics_server.h"
 #include "agent/daemon/repair_service.h"
 #include "agent/daemon/local_engine.h"
 #include "agent/daemon/notify.h"
@@ -35,6 +38,10 @@ class Agent {
   int exit_code() const { return exit_code_; }
 
   nlohmann::json StatusJson() const;
+  // The members as gossip knows them, with when each last agreed with us.
+  nlohmann::json MembersJson() const;
+  // The Prometheus exposition (metrics_listen).
+  std::string MetricsText();
 
  private:
   void Shutdown(const std::string& why, int exit_code);
@@ -44,6 +51,9 @@ class Agent {
   void OnReady();
   void OnRootChanged();
   bool Converged() const;
+  void OnSessionEnd(const SessionSummary& s);
+  // Samples what the metrics keep over time: peer agreement, scan durations.
+  void ObserveForMetrics();
 
   io::Loop* loop_;
   Config config_;
@@ -53,8 +63,14 @@ class Agent {
   std::unique_ptr<GossipDriver> gossip_;
   std::unique_ptr<RepairService> repair_;
   std::unique_ptr<AdminServer> admin_;
+  std::unique_ptr<HookRunner> hooks_;
+  std::unique_ptr<MetricsServer> metrics_server_;
+  AgreementTracker agreement_;
+  MetricsExtras metrics_;
+  uint64_t scans_seen_ = 0;
+  int64_t extended_ms_ = 0;  // last EXTEND_TIMEOUT_USEC while starting
   std::unique_ptr<io::SignalHandler> sigterm_, sigint_, sighup_;
-  std::unique_ptr<io::Timer> watchdog_timer_, status_timer_;
+  std::unique_ptr<io::Timer> watchdog_timer_, status_timer_, observe_timer_;
   uint64_t started_ms_ = 0;
   bool ready_ = false;
   bool shutting_down_ = false;

@@ -14,6 +14,12 @@ ConfigLoad CheckConfig(const std::string& path) {
     Result<store::IgnoreMatcher> m = store::IgnoreMatcher::Create({c.ignore[i]});
     if (!m.ok()) load.errors.push_back("ignore[" + std::to_string(i) + "]: " + m.status().message());
   }
+  for (size_t i = 0; i < c.hooks.size(); ++i) {
+    Result<store::IgnoreMatcher> m = store::IgnoreMatcher::Create({c.hooks[i].pattern});
+    if (!m.ok()) {
+      load.errors.push_back("hook[" + std::to_string(i) + "].pattern: " + m.status().message());
+    }
+  }
   Result<tls::LoadedKeyring> ring = tls::LoadKeyring(c.gossip.keyring);
   if (!ring.ok()) load.errors.push_back("gossip.keyring: " + ring.status().message());
   tls::TlsConfig t;

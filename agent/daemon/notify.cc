@@ -2,6 +2,8 @@
 
 #include <systemd/sd-daemon.h>
 
+#include <string>
+
 namespace gossync::daemon {
 
 Notifier::Notifier() {
@@ -14,6 +16,9 @@ void Notifier::Status(const std::string& line) { sd_notify(0, ("STATUS=" + line)
 void Notifier::Stopping() { sd_notify(0, "STOPPING=1"); }
 void Notifier::Reloading() { sd_notify(0, "RELOADING=1"); }
 void Notifier::ReloadDone() { sd_notify(0, "READY=1"); }
+void Notifier::ExtendTimeout(uint64_t ms) {
+  sd_notify(0, ("EXTEND_TIMEOUT_USEC=" + std::to_string(ms * 1000)).c_str());
+}
 void Notifier::Watchdog() { sd_notify(0, "WATCHDOG=1"); }
 
 }  // namespace gossync::daemon

@@ -16,6 +16,9 @@ class Notifier {
   void Stopping();
   void Reloading();
   void ReloadDone();
+  // EXTEND_TIMEOUT_USEC: while starting, the start timeout (TimeoutStartSec=)
+  // is extended to `ms` from now; send again before that passes.
+  void ExtendTimeout(uint64_t ms);
   // Pings the watchdog; call from the loop so that a stuck loop misses pings.
   void Watchdog();
   // Half of WATCHDOG_USEC in ms, the interval to ping at; 0 when disabled.

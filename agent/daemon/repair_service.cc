@@ -17,6 +17,13 @@ namespace {
 
 constexpr uint64_t kConnectTimeoutMs = 5'000;
 constexpr uint64_t kTickMs = 1'000;
+// Applied paths a session keeps for hooks; more are only counted.
+constexpr size_t kMaxAppliedPaths = 100'000;
+// Temp files of abandoned transfers are collected at start and then hourly,
+// once older than a day (or two session timeouts, if that is longer: a
+// running transfer keeps touching its file, a resumable one waits a while).
+constexpr uint64_t kTempGcIntervalMs = 3600'000;
+constexpr int64_t kTempGcMinAgeS = 24 * 3600;
 
 int64_t Wall() { return static_cast<int64_t>(io::WallMillis()); }
 int64_t Mono() { return static_cast<int64_t>(io::MonotonicMillis()); }
@@ -55,7 +62,6 @@ struct RepairService::StoreSide {
   std::unique_ptr<store::RepairExecutor> executor;
   std::shared_ptr<const store::IgnoreMatcher> ignore;
   std::shared_ptr<store::OpenTemps> open_temps;
-  std::vector<std::string> applied;  // paths whose entries this session changed here
 };
 
 // What a strand item hands back to the loop.
@@ -67,6 +73,7 @@ struct RepairService::NetOut {
   core::Hash256 root{};
   store::IndexCounts counts;
   uint64_t hlc = 0;
+  std::vector<std::string> applied;  // paths this item changed here
 };
 
 struct RepairService::Conn {
@@ -82,6 +89,8 @@ struct RepairService::Conn {
   std::deque<std::vector<uint8_t>> outbox;  // frames waiting for bandwidth
   core::SessionStats stats;                 // latest copy, for status
   std::optional<core::Hash256> peer_root;
+  std::vector<std::string> applied;         // paths changed here so far (hooks)
+  size_t applied_dropped = 0;               // past kMaxAppliedPaths
 };
 
 struct RepairService::Waiter {
@@ -130,6 +139,8 @@ Status RepairService::Start() {
   tick_timer_->Start(kTickMs, kTickMs, [this] { Tick(); });
   schedule_timer_ = io::Timer::Create(loop_);
   bandwidth_timer_ = io::Timer::Create(loop_);
+  gc_timer_ = io::Timer::Create(loop_);
+  gc_timer_->Start(0, kTempGcIntervalMs, [this] { CollectTempGarbage(); });
   Logger("repair")->info("repair_listening listen={} temp=\"{}\" max_sessions={}",
                          config_.repair.listen, temp_->path(), config_.repair.max_sessions);
   return Status::Ok();
@@ -141,6 +152,7 @@ void RepairService::Stop(std::function<void()> done) {
   if (tick_timer_) tick_timer_->Close();
   if (schedule_timer_) schedule_timer_->Close();
   if (bandwidth_timer_) bandwidth_timer_->Close();
+  if (gc_timer_) gc_timer_->Close();
   std::vector<Conn*> all;
   for (auto& [id, c] : conns_) all.push_back(c.get());
   for (Conn* c : all) End(c, false, "shutdown: agent stopping");
@@ -169,6 +181,28 @@ Status RepairService::Reload(const Config& next) {
   }
   Schedule();
   return Status::Ok();
+}
+
+void RepairService::CollectTempGarbage() {
+  const store::TempArea* temp = temp_.get();
+  int64_t max_age_s =
+      std::max<int64_t>(kTempGcMinAgeS, 2 * int64_t(config_.repair.session_timeout_s));
+  auto removed = std::make_shared<Result<size_t>>(size_t{0});
+  // On the strand: no executor opens or renames a temp file meanwhile.
+  engine_->Post(
+      [temp, max_age_s, removed](store::Replica&) {
+        *removed = temp->CollectGarbage(Wall() * 1'000'000, max_age_s * 1'000'000'000);
+      },
+      [this, removed, alive = alive_] {
+        if (!*alive) return;
+        if (!removed->ok()) {
+          Logger("repair")->warn("temp_gc_failed temp=\"{}\" error=\"{}\"", temp_->path(),
+                                 removed->status().message());
+        } else if (**removed > 0) {
+          temp_removed_ += **removed;
+          Logger("repair")->info("temp_gc removed={} temp=\"{}\"", **removed, temp_->path());
+        }
+      });
 }
 
 void RepairService::RootDiffers(const std::string& peer, const std::string& repair_addr) {
@@ -219,8 +253,8 @@ void RepairService::Dial(const core::SessionRequest& req, bool dry_run) {
     End(c, false, "bad_address: " + addr.status().message());
     return;
   }
-  Logger("repair")->debug("session={} dial peer={} addr={}{}", id, req.peer, req.repair_addr,
-                          dry_run ? " dry_run" : "");
+  Logger("repair")->debug("session={} dial peer={} addr={} dry_run={}", id, req.peer,
+                          req.repair_addr, dry_run);
   c->channel = TlsChannel::Connect(
       loop_, *addr, client_ctx_.get(), req.peer, kConnectTimeoutMs, config_.repair.max_frame_bytes,
       MakeCallbacks(
@@ -294,7 +328,7 @@ void RepairService::OnAccept(std::unique_ptr<io::TcpStream> stream) {
             Conn* conn = conns_[id].get();
             if (!conn->session_started) {
               ++refused_;
-              Logger("repair")->warn("handshake_failed session={} from={} error=\"{}\"", id,
+              Logger("repair")->warn("session={} handshake_failed from={} error=\"{}\"", id,
                                      conn->channel ? conn->channel->remote_address() : "-",
                                      why.message());
               ++aborts_["handshake"];
@@ -315,8 +349,8 @@ void RepairService::OnAccept(std::unique_ptr<io::TcpStream> stream) {
 
 void RepairService::OnChannelReady(Conn* c, const std::string& peer) {
   c->session_started = true;
-  Logger("repair")->info("session={} started peer={} role={}{}", c->id, peer,
-                         c->initiator ? "initiator" : "responder", c->dry_run ? " dry_run" : "");
+  Logger("repair")->info("session={} started peer={} role={} dry_run={}", c->id, peer,
+                         c->initiator ? "initiator" : "responder", c->dry_run);
   core::RepairOptions opts;
   opts.initiator = c->initiator;
   opts.local_name = config_.node;
@@ -367,6 +401,7 @@ void RepairService::RunOnStore(
           }
         }
         out->stats = side->session->stats();
+        out->applied = side->executor->TakeAppliedPaths();
         out->root = r.root();
         out->counts = r.counts();
         out->hlc = r.hlc();
@@ -387,6 +422,13 @@ void RepairService::RunOnStore(
 
 void RepairService::HandleOut(Conn* c, NetOut& out) {
   c->stats = out.stats;
+  for (std::string& p : out.applied) {
+    if (c->applied.size() < kMaxAppliedPaths) {
+      c->applied.push_back(std::move(p));
+    } else {
+      ++c->applied_dropped;
+    }
+  }
   for (auto& f : out.frames) c->outbox.push_back(std::move(f));
   PumpSends(c);
   if (out.abort) {
@@ -446,6 +488,8 @@ void RepairService::End(Conn* c, bool ok, const std::string& error) {
   s.started_ms = c->started_ms;
   s.ended_ms = Wall();
   s.stats = c->stats;
+  s.applied_paths = std::move(c->applied);
+  s.applied_dropped = c->applied_dropped;
   if (c->channel) {
     s.wire_bytes_in = c->channel->bytes_in();
     s.wire_bytes_out = c->channel->bytes_out();
@@ -459,21 +503,27 @@ void RepairService::End(Conn* c, bool ok, const std::string& error) {
   auto log = Logger("repair");
   if (ok) {
     log->info(
-        "session={} done peer={} role={} entries_in={} entries_out={} applied={} conflicts={} "
-        "blocks_in={} blocks_reused={} bytes_in={} bytes_out={} wire_in={} wire_out={} "
-        "levels={} ms={}",
-        id, c->peer, c->initiator ? "initiator" : "responder", s.stats.entries_received,
+        "session={} done peer={} role={} dry_run={} entries_in={} entries_out={} applied={} "
+        "conflicts={} blocks_in={} blocks_reused={} bytes_in={} bytes_out={} wire_in={} "
+        "wire_out={} levels={} ms={}",
+        id, c->peer, c->initiator ? "initiator" : "responder", c->dry_run, s.stats.entries_received,
         s.stats.entries_sent, s.stats.entries_applied, s.stats.conflicts,
         s.stats.blocks_received, s.stats.blocks_reused, s.stats.content_bytes_received,
         s.stats.content_bytes_sent, s.wire_bytes_in, s.wire_bytes_out, s.stats.descent_levels,
         s.ended_ms - s.started_ms);
   } else {
-    log->info("session={} failed peer={} error=\"{}\" blocks_in={} bytes_in={}", id, c->peer,
-              error, s.stats.blocks_received, s.stats.content_bytes_received);
+    log->info("session={} failed peer={} role={} dry_run={} error=\"{}\" applied={} blocks_in={} "
+              "bytes_in={} ms={}",
+              id, c->peer.empty() ? "-" : c->peer, c->initiator ? "initiator" : "responder",
+              c->dry_run, error, s.stats.entries_applied, s.stats.blocks_received,
+              s.stats.content_bytes_received, s.ended_ms - s.started_ms);
   }
   if (!c->peer.empty() && !c->dry_run) {
     scheduler_.Ended(static_cast<uint64_t>(Mono()), c->peer, ok, Jitter());
-    if (ok) last_[c->peer] = s;
+    if (ok) {
+      last_[c->peer] = s;
+      last_[c->peer].applied_paths = {};  // status needs the numbers only
+    }
   }
   // Release the store half on the strand if the session did not end there.
   if (auto side = c->store) {
@@ -524,11 +574,11 @@ void RepairService::End(Conn* c, bool ok, const std::string& error) {
       ++it;
     }
   }
-  if (on_end_ && ok && !c->dry_run) on_end_(s);
   // The channel finishes in the background (its on_closed drops it from
   // closing_, or Tick does after a while); the Conn goes now.
   if (c->channel) closing_[id] = {std::move(c->channel), Mono()};
   conns_.erase(id);
+  if (on_end_) on_end_(s);
   Schedule();
 }
 
@@ -647,7 +697,7 @@ nlohmann::json RepairService::CountersJson() const {
           {"sessions_active", conns_.size()},    {"refused", refused_},
           {"entries_applied", entries_applied_}, {"bytes_received", bytes_received_},
           {"bytes_sent", bytes_sent_},           {"conflicts", conflicts_},
-          {"aborts", aborts}};
+          {"temp_files_removed", temp_removed_}, {"aborts", aborts}};
 }
 
 }  // namespace gossync::daemon

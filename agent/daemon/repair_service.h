@@ -47,7 +47,9 @@ struct SessionSummary {
   core::SessionStats stats;
   uint64_t wire_bytes_in = 0;  // TLS records
   uint64_t wire_bytes_out = 0;
-  std::vector<std::string> applied_paths;  // paths changed here by this session
+  std::vector<std::string> applied_paths;  // paths changed here by this session, in order
+                                           // (a path may repeat; at most 100,000)
+  size_t applied_dropped = 0;              // applied paths past that bound
 };
 
 class RepairService {
@@ -77,7 +79,8 @@ class RepairService {
   // `gossync diff PEER`: a dry-run session; `reply` with what would move.
   void Diff(const std::string& peer, const std::string& repair_addr, int64_t timeout_ms,
             Reply reply);
-  // Called after every session that applied changes (hooks).
+  // Called after every session has ended (ok or not, dry runs too), once it
+  // no longer counts in active_sessions(): hooks and metrics.
   void OnSessionEnd(std::function<void(const SessionSummary&)> fn) { on_end_ = std::move(fn); }
 
   nlohmann::json SessionsJson() const;
@@ -100,6 +103,8 @@ class RepairService {
   void PumpSends(Conn* c);
   void End(Conn* c, bool ok, const std::string& error);
   void Tick();
+  // Removes stale temp files of abandoned transfers (on the store strand).
+  void CollectTempGarbage();
   Conn* NewConn(const std::string& peer, bool initiator, bool dry_run);
 
   uv_loop_t* loop_;
@@ -110,6 +115,7 @@ class RepairService {
   std::unique_ptr<io::Timer> tick_timer_;
   std::unique_ptr<io::Timer> schedule_timer_;
   std::unique_ptr<io::Timer> bandwidth_timer_;
+  std::unique_ptr<io::Timer> gc_timer_;
   core::RepairScheduler scheduler_;
   std::unique_ptr<store::TempArea> temp_;
   std::shared_ptr<store::OpenTemps> open_temps_;
@@ -125,6 +131,7 @@ class RepairService {
   uint64_t next_id_ = 1;
   uint64_t sessions_ok_ = 0, sessions_failed_ = 0, refused_ = 0;
   uint64_t entries_applied_ = 0, bytes_received_ = 0, bytes_sent_ = 0, conflicts_ = 0;
+  uint64_t temp_removed_ = 0;
   // Token bucket for repair.bandwidth_limit (bytes per second, 0 = none).
   double tokens_ = 0;
   uint64_t tokens_at_ms_ = 0;
