@@ -283,7 +283,9 @@ void GossipDriver::Execute(core::Actions& actions) {
 bool GossipDriver::Converged(const core::Hash256& root) const {
   if (!membership_) return true;
   for (const core::MemberView& m : membership_->Members()) {
-    if (m.state != core::MemberState::kAlive) continue;
+    // A suspect member is live until declared dead: a paused or briefly
+    // unreachable node has not converged (`gossync status --wait-converged`).
+    if (m.state != core::MemberState::kAlive && m.state != core::MemberState::kSuspect) continue;
     if (!m.has_root || m.root != root) return false;
   }
   return true;

@@ -53,7 +53,7 @@ class GossipDriver {
 
   const core::Membership& membership() const { return *membership_; }
   std::string gossip_address() const;
-  // Every alive member has gossiped a root equal to `root`.
+  // Every alive or suspect member has gossiped a root equal to `root`.
   bool Converged(const core::Hash256& root) const;
   // The CLI's views: members (peers, status) and counters (status).
   nlohmann::json MembersJson() const;
