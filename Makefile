@@ -16,7 +16,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PKG_BUILD ?= build-pkg
 
-.PHONY: all deps build build-asan test demo bench clean fuzz package packaging-check
+.PHONY: all deps build build-asan test test-packaging demo bench clean fuzz package packaging-check
 
 all: build
 
@@ -39,6 +39,17 @@ build-asan: deps
 test: build build-asan
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) -L unit
+	$(MAKE) test-packaging
+
+# The unit against the built agent (no root needed), then, as root, the .deb
+# built, installed, checked and purged on this machine.
+test-packaging:
+	tests/packaging/systemd_check.sh $(BUILD)
+	@if [ "$$(id -u)" = 0 ] && command -v dpkg >/dev/null; then \
+	  $(MAKE) packaging-check; \
+	else \
+	  echo "SKIP: packaging-check (installs the .deb with dpkg -i) needs root and dpkg; run: sudo make packaging-check"; \
+	fi
 
 demo: build
 	tests/demo/demo.sh $(BUILD)

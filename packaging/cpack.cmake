@@ -7,7 +7,8 @@
 #   /lib/systemd/system/gossync.service
 #   /etc/gossync/gossync.toml                      (conffile)
 #   /usr/share/man/man8/gossyncd.8.gz, man1/gossync.1.gz
-#   /usr/share/doc/gossync/{copyright,changelog.Debian.gz,config.md.gz}
+#   /usr/share/doc/gossync/{copyright,changelog.Debian.gz,config.md.gz,
+#                           operations.md.gz,cli.md.gz}
 #   /usr/share/lintian/overrides/gossync
 # and its maintainer scripts create the gossync user and its directories
 # (packaging/debian/postinst) and clean up on purge (postrm).
@@ -35,6 +36,8 @@ gossync_gzip_configured(${CMAKE_SOURCE_DIR}/docs/man/gossyncd.8 gossyncd.8)
 gossync_gzip_configured(${CMAKE_SOURCE_DIR}/docs/man/gossync.1 gossync.1)
 gossync_gzip_configured(${GOSSYNC_PKG_DIR}/debian/changelog.in changelog.Debian)
 gossync_gzip_configured(${CMAKE_SOURCE_DIR}/docs/config.md config.md)
+gossync_gzip_configured(${CMAKE_SOURCE_DIR}/docs/operations.md operations.md)
+gossync_gzip_configured(${CMAKE_SOURCE_DIR}/docs/cli.md cli.md)
 # Part of `all`, so a plain build leaves them ready for install and cpack.
 add_custom_target(gossync_docs ALL DEPENDS ${gossync_gz_files})
 
@@ -43,6 +46,8 @@ install(FILES ${GOSSYNC_PKG_OUT}/gossync.1.gz DESTINATION share/man/man1)
 install(FILES ${GOSSYNC_PKG_DIR}/debian/copyright
               ${GOSSYNC_PKG_OUT}/changelog.Debian.gz
               ${GOSSYNC_PKG_OUT}/config.md.gz
+              ${GOSSYNC_PKG_OUT}/operations.md.gz
+              ${GOSSYNC_PKG_OUT}/cli.md.gz
         DESTINATION share/doc/gossync)
 install(FILES ${GOSSYNC_PKG_DIR}/debian/lintian-overrides DESTINATION share/lintian/overrides
         RENAME gossync)

@@ -175,6 +175,8 @@ void HookRunner::Start(const std::shared_ptr<Hook>& h) {
 
 void HookRunner::OnExit(const std::shared_ptr<Hook>& h, const io::ProcessExit& e) {
   auto log = Logger("hook");
+  auto it = std::find(hooks_.begin(), hooks_.end(), h);
+  std::string index = it == hooks_.end() ? "removed" : std::to_string(it - hooks_.begin());
   double seconds = double(io::MonotonicMillis() - h->started_ms) / 1000.0;
   int pid = h->process ? h->process->pid() : 0;
   h->process.reset();  // allowed from inside its own callback (handle.h rule 6)
@@ -184,19 +186,19 @@ void HookRunner::OnExit(const std::shared_ptr<Hook>& h, const io::ProcessExit& e
   if (e.success()) {
     ++h->counters.succeeded;
     ++totals_.succeeded;
-    log->info("hook_done pattern=\"{}\" pid={} exit=0 seconds={:.3f}", h->config.pattern, pid,
-              seconds);
+    log->info("hook_done hook={} pattern=\"{}\" pid={} exit=0 seconds={:.3f}", index,
+              h->config.pattern, pid, seconds);
   } else {
     ++h->counters.failed;
     ++totals_.failed;
     if (e.timed_out) {
       ++h->counters.timeouts;
       ++totals_.timeouts;
-      log->error("hook_timeout pattern=\"{}\" pid={} timeout_s={}", h->config.pattern, pid,
-                 h->config.timeout_s);
+      log->error("hook_timeout hook={} pattern=\"{}\" pid={} timeout_s={}", index,
+                 h->config.pattern, pid, h->config.timeout_s);
     } else {
-      log->error("hook_failed pattern=\"{}\" pid={} exit={} signal={} seconds={:.3f}",
-                 h->config.pattern, pid, e.exit_code, e.term_signal, seconds);
+      log->error("hook_failed hook={} pattern=\"{}\" pid={} exit={} signal={} seconds={:.3f}",
+                 index, h->config.pattern, pid, e.exit_code, e.term_signal, seconds);
     }
   }
   retired_.erase(std::remove(retired_.begin(), retired_.end(), h), retired_.end());

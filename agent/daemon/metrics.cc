@@ -148,6 +148,14 @@ void Repair(MetricsWriter& w, const json& s, const MetricsExtras& x) {
     w.Sample("gossync_repair_bytes_total", {{"direction", "received"}}, *v);
   }
   if (auto v = Num(r, "bytes_sent")) w.Sample("gossync_repair_bytes_total", {{"direction", "sent"}}, *v);
+  w.Family("gossync_repair_wire_bytes_total", "counter",
+           "TLS bytes of ended repair sessions (frames, metadata and content), by direction.");
+  if (auto v = Num(r, "wire_bytes_in")) {
+    w.Sample("gossync_repair_wire_bytes_total", {{"direction", "in"}}, *v);
+  }
+  if (auto v = Num(r, "wire_bytes_out")) {
+    w.Sample("gossync_repair_wire_bytes_total", {{"direction", "out"}}, *v);
+  }
   One(w, r, "conflicts", "gossync_repair_conflicts_total", "counter",
       "Concurrent versions resolved by repair (each kept a conflict copy or merged).");
   ByKey(w, r, "aborts", "gossync_repair_aborts_total", "counter",

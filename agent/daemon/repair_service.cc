@@ -465,7 +465,6 @@ void RepairService::PumpSends(Conn* c) {
       }
       tokens_ -= double(f.size());
     }
-    bytes_sent_ += f.size();
     if (!c->channel->Send(f).ok()) {
       c->outbox.clear();
       return;
@@ -498,6 +497,9 @@ void RepairService::End(Conn* c, bool ok, const std::string& error) {
   }
   entries_applied_ += s.stats.entries_applied;
   bytes_received_ += s.stats.content_bytes_received;
+  bytes_sent_ += s.stats.content_bytes_sent;
+  wire_in_ += s.wire_bytes_in;
+  wire_out_ += s.wire_bytes_out;
   conflicts_ += s.stats.conflicts;
   (ok ? sessions_ok_ : sessions_failed_)++;
   auto log = Logger("repair");
@@ -697,7 +699,8 @@ nlohmann::json RepairService::CountersJson() const {
           {"sessions_active", conns_.size()},    {"refused", refused_},
           {"entries_applied", entries_applied_}, {"bytes_received", bytes_received_},
           {"bytes_sent", bytes_sent_},           {"conflicts", conflicts_},
-          {"temp_files_removed", temp_removed_}, {"aborts", aborts}};
+          {"temp_files_removed", temp_removed_}, {"wire_bytes_in", wire_in_},
+          {"wire_bytes_out", wire_out_},         {"aborts", aborts}};
 }
 
 }  // namespace gossync::daemon

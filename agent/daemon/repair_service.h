@@ -132,6 +132,7 @@ class RepairService {
   uint64_t sessions_ok_ = 0, sessions_failed_ = 0, refused_ = 0;
   uint64_t entries_applied_ = 0, bytes_received_ = 0, bytes_sent_ = 0, conflicts_ = 0;
   uint64_t temp_removed_ = 0;
+  uint64_t wire_in_ = 0, wire_out_ = 0;  // TLS bytes of ended sessions
   // Token bucket for repair.bandwidth_limit (bytes per second, 0 = none).
   double tokens_ = 0;
   uint64_t tokens_at_ms_ = 0;

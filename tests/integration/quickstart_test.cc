@@ -2,8 +2,8 @@
 // reads the shell and TOML blocks of the "Quickstart" section and runs them,
 // with the servers' paths and addresses mapped to temp dirs and free ports:
 //   /etc/gossync -> NODE/etc, /srv/gossync -> NODE/data, 10.0.0.K:PORT and
-//   0.0.0.0:PORT -> 127.0.0.1:free port of node K, `-g gossync` dropped (no
-//   such group here), `gossync CMD` -> `gossync --config NODE/etc/gossync.toml
+//   0.0.0.0:PORT -> 127.0.0.1:free port of node K, `-o gossync -g gossync`
+//   dropped (no such user here), `gossync CMD` -> `gossync --config NODE/etc/gossync.toml
 //   CMD`, `systemctl enable --now gossync` -> gossyncd started in the
 //   foreground, state_dir and admin_socket (the package's defaults) in NODE/.
 // A line's trailing comment says where it runs ("# on alpha", "# on each");
@@ -143,6 +143,7 @@ class Quickstart {
       cmd = ReplaceAll(cmd, "/srv/gossync", node->data);
       if (cmd.rfind("gossync ", 0) == 0) cmd = "gossync --config " + node->config + cmd.substr(7);
     }
+    cmd = ReplaceAll(cmd, "-o gossync ", "");
     cmd = ReplaceAll(cmd, "-g gossync ", "");
     return cmd;
   }

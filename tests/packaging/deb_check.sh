@@ -177,10 +177,10 @@ work=$(mktemp -d)
   gossync keygen --out gossip.keys >/dev/null
   gossync ca init --dir ca >/dev/null
   gossync ca issue alpha --dir ca >/dev/null
-  install -m 0640 -g gossync gossip.keys /etc/gossync/gossip.keys
+  install -m 0600 -o gossync -g gossync gossip.keys /etc/gossync/gossip.keys
   install -m 0644 ca/ca.crt /etc/gossync/ca.crt
   install -m 0644 ca/alpha.crt /etc/gossync/node.crt
-  install -m 0640 -g gossync ca/alpha.key /etc/gossync/node.key
+  install -m 0600 -o gossync -g gossync ca/alpha.key /etc/gossync/node.key
 )
 rm -rf "$work"
 sed 's/^node = "change-me"$/node = "alpha"/' /etc/gossync/gossync.toml >/etc/gossync/alpha.toml

@@ -82,8 +82,8 @@ fi
 # Runs the built gossyncd under strace, with NOTIFY_SOCKET and WATCHDOG_USEC
 # as systemd sets them, through start, first scan, a change, SIGHUP and
 # SIGTERM. Every system call it makes must be allowed by the unit's
-# SystemCallFilter= lines, and it must send READY=1, STATUS=, WATCHDOG=1,
-# RELOADING=1 and STOPPING=1, and exit 0.
+# SystemCallFilter= lines, and it must send EXTEND_TIMEOUT_USEC=, READY=1,
+# STATUS=, WATCHDOG=1, RELOADING=1 and STOPPING=1, and exit 0.
 echo "== gossyncd under strace: system calls against SystemCallFilter=, sd_notify messages"
 gossync=$build/agent/cli/gossync
 for tool in strace python3; do
@@ -98,16 +98,24 @@ echo world >"$run/data/sub/b.txt"
 "$gossync" keygen --out "$run/etc/gossip.keys" >/dev/null
 "$gossync" ca init --dir "$run/etc" >/dev/null
 "$gossync" ca issue alpha --dir "$run/etc" >/dev/null
+# Free ports (the agent advertises its listen address, so not port 0).
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+gossip_port=$(free_port)
+repair_port=$(free_port)
+metrics_port=$(free_port)
 cat >"$run/gossync.toml" <<TOML
 node = "alpha"
 data_dir = "$run/data"
 state_dir = "$run/state"
 admin_socket = "$run/admin.sock"
+metrics_listen = "127.0.0.1:$metrics_port"
 [gossip]
-listen = "127.0.0.1:0"
+listen = "127.0.0.1:$gossip_port"
 keyring = "$run/etc/gossip.keys"
 [repair]
-listen = "127.0.0.1:0"
+listen = "127.0.0.1:$repair_port"
 cert = "$run/etc/alpha.crt"
 key = "$run/etc/alpha.key"
 ca = "$run/etc/ca.crt"
@@ -158,6 +166,7 @@ strace_pid=$!
 step() { if "$@"; then return 0; fi; echo "FAIL: $*" >&2; fail=1; return 1; }
 if step wait_for 60 notified READY=1; then
   echo "ok: READY=1 after the first scan"
+  step notified EXTEND_TIMEOUT_USEC= && echo "ok: EXTEND_TIMEOUT_USEC= while starting"
   entries() { "$gossync" --socket "$run/admin.sock" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["entries"])'; }
   before=$(entries)
   echo new >"$run/data/sub/c.txt"
@@ -165,6 +174,11 @@ if step wait_for 60 notified READY=1; then
   grows() { [ "$(entries)" -gt "$before" ]; }
   step wait_for 20 grows && echo "ok: a new file shows in gossync status"
   step wait_for 10 notified WATCHDOG=1 && echo "ok: WATCHDOG=1 pings"
+  scrape() {
+    python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' \
+      "http://127.0.0.1:$metrics_port/metrics"
+  }
+  step grep -q '^gossync_ready 1$' <(scrape) && echo "ok: metrics_listen serves /metrics"
   step wait_for 10 notified STATUS= && echo "ok: STATUS= $(grep '^STATUS=' "$run/notify.log" | tail -1 | cut -c8-)"
   kill -HUP "$(pgrep -P $strace_pid)"
   readies_after_reload() { [ "$(count READY=1)" -ge 2 ]; }
