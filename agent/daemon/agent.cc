@@ -46,7 +46,8 @@ Status Agent::Start() {
   GOSSYNC_RETURN_IF_ERROR(hooks_->Configure(config_.hooks));
   if (!config_.metrics_listen.empty()) {
     // Metrics are not worth stopping sync for: a taken port is logged.
-    metrics_server_ = std::make_unique<MetricsServer>(loop_->get(), [this] { return MetricsText(); });
+    metrics_server_ =
+        std::make_unique<MetricsServer>(loop_->get(), [this] { return MetricsText(); });
     if (Status s = metrics_server_->Listen(config_.metrics_listen); !s.ok()) {
       log->error("metrics_failed error=\"{}\"", s.message());
       metrics_server_.reset();
@@ -247,8 +248,8 @@ void Agent::UpdateSystemdStatus() {
   if (!engine_) return;
   const LocalState& s = engine_->state();
   if (!ready_) {
-    notifier_.Status("starting: first scan, " + std::to_string(s.hashed_files) +
-                     " files hashed, " + std::to_string(s.counts.live()) + " entries");
+    notifier_.Status("starting: first scan, " + std::to_string(s.hashed_files) + " files hashed, " +
+                     std::to_string(s.counts.live()) + " entries");
     return;
   }
   // "members 3/3 alive, root 3f1c2ab4c9d0, 1204 entries, 0 sessions, converged"
@@ -260,12 +261,11 @@ void Agent::UpdateSystemdStatus() {
     }
   }
   size_t sessions = repair_ ? repair_->active_sessions() : 0;
-  notifier_.Status("members " + std::to_string(alive) + "/" + std::to_string(total) +
-                   " alive, root " + core::ToHex(s.root).substr(0, 12) + ", " +
-                   std::to_string(s.counts.live()) + " entries, " + std::to_string(sessions) +
-                   (sessions == 1 ? " session, " : " sessions, ") +
-                   (Converged() ? "converged" : "syncing") +
-                   (s.scan_state == "scanning" ? ", scanning" : ""));
+  notifier_.Status(
+      "members " + std::to_string(alive) + "/" + std::to_string(total) + " alive, root " +
+      core::ToHex(s.root).substr(0, 12) + ", " + std::to_string(s.counts.live()) + " entries, " +
+      std::to_string(sessions) + (sessions == 1 ? " session, " : " sessions, ") +
+      (Converged() ? "converged" : "syncing") + (s.scan_state == "scanning" ? ", scanning" : ""));
 }
 
 nlohmann::json Agent::StatusJson() const {

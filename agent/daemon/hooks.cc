@@ -109,8 +109,8 @@ void HookRunner::Stop() {
   for (auto* list : {&hooks_, &retired_}) {
     for (const auto& h : *list) {
       if (h->process && h->process->running()) {
-        Logger("hook")->warn("hook_killed pattern=\"{}\" pid={} reason=shutdown",
-                             h->config.pattern, h->process->pid());
+        Logger("hook")->warn("hook_killed pattern=\"{}\" pid={} reason=shutdown", h->config.pattern,
+                             h->process->pid());
       }
       h->process.reset();  // SIGKILL to its group, reaped in the background
       h->pending.clear();

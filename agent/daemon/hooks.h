@@ -22,11 +22,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "agent/io/process.h"
 #include "agent/io/timer.h"
@@ -36,12 +35,12 @@
 namespace gossync::daemon {
 
 struct HookCounters {
-  uint64_t runs = 0;            // processes started
-  uint64_t succeeded = 0;       // exited 0
-  uint64_t failed = 0;          // exited non-zero, killed by a signal, or not started
-  uint64_t timeouts = 0;        // killed after timeout_s (also counted in failed)
-  uint64_t paths_dropped = 0;   // pending paths past kMaxPendingPaths
-  double seconds_sum = 0;       // run time of the finished runs
+  uint64_t runs = 0;           // processes started
+  uint64_t succeeded = 0;      // exited 0
+  uint64_t failed = 0;         // exited non-zero, killed by a signal, or not started
+  uint64_t timeouts = 0;       // killed after timeout_s (also counted in failed)
+  uint64_t paths_dropped = 0;  // pending paths past kMaxPendingPaths
+  double seconds_sum = 0;      // run time of the finished runs
 };
 
 class HookRunner {
@@ -92,9 +91,9 @@ class HookRunner {
     std::set<uint64_t> pending_sessions;
     int64_t pending_since_ms = 0;  // monotonic, of the oldest pending path
     std::unique_ptr<io::Process> process;
-    int64_t started_ms = 0;        // monotonic, of the running process
-    int64_t last_run_ms = 0;       // wall clock of the last start
-    int64_t last_exit = -1;        // exit code of the last run; -1: none or signal
+    int64_t started_ms = 0;   // monotonic, of the running process
+    int64_t last_run_ms = 0;  // wall clock of the last start
+    int64_t last_exit = -1;   // exit code of the last run; -1: none or signal
     HookCounters counters;
   };
 

@@ -95,13 +95,16 @@ void Members(MetricsWriter& w, const json& s, const MetricsExtras& x, int64_t no
         "parse; the rest: refused by the membership protocol).",
         "reason");
   w.Family("gossync_gossip_packets_total", "counter", "Gossip datagrams, by direction.");
-  if (auto v = Num(g, "packets_in")) w.Sample("gossync_gossip_packets_total", {{"direction", "in"}}, *v);
+  if (auto v = Num(g, "packets_in"))
+    w.Sample("gossync_gossip_packets_total", {{"direction", "in"}}, *v);
   if (auto v = Num(g, "packets_out")) {
     w.Sample("gossync_gossip_packets_total", {{"direction", "out"}}, *v);
   }
   w.Family("gossync_gossip_bytes_total", "counter", "Gossip bytes on the wire, by direction.");
-  if (auto v = Num(g, "bytes_in")) w.Sample("gossync_gossip_bytes_total", {{"direction", "in"}}, *v);
-  if (auto v = Num(g, "bytes_out")) w.Sample("gossync_gossip_bytes_total", {{"direction", "out"}}, *v);
+  if (auto v = Num(g, "bytes_in"))
+    w.Sample("gossync_gossip_bytes_total", {{"direction", "in"}}, *v);
+  if (auto v = Num(g, "bytes_out"))
+    w.Sample("gossync_gossip_bytes_total", {{"direction", "out"}}, *v);
   ByKey(w, g, "udp", "gossync_gossip_udp_errors_total", "counter",
         "UDP socket problems: oversize or queue_full drops, send and receive errors.", "kind");
   One(w, g, "suspicions", "gossync_gossip_suspicions_total", "counter",
@@ -134,7 +137,8 @@ void Repair(MetricsWriter& w, const json& s, const MetricsExtras& x) {
   One(w, r, "sessions_active", "gossync_repair_sessions_active", "gauge",
       "Repair sessions running or connecting.");
   w.Family("gossync_repair_sessions_total", "counter", "Repair sessions ended, by result.");
-  if (auto v = Num(r, "sessions_ok")) w.Sample("gossync_repair_sessions_total", {{"result", "ok"}}, *v);
+  if (auto v = Num(r, "sessions_ok"))
+    w.Sample("gossync_repair_sessions_total", {{"result", "ok"}}, *v);
   if (auto v = Num(r, "sessions_failed")) {
     w.Sample("gossync_repair_sessions_total", {{"result", "failed"}}, *v);
   }
@@ -147,7 +151,8 @@ void Repair(MetricsWriter& w, const json& s, const MetricsExtras& x) {
   if (auto v = Num(r, "bytes_received")) {
     w.Sample("gossync_repair_bytes_total", {{"direction", "received"}}, *v);
   }
-  if (auto v = Num(r, "bytes_sent")) w.Sample("gossync_repair_bytes_total", {{"direction", "sent"}}, *v);
+  if (auto v = Num(r, "bytes_sent"))
+    w.Sample("gossync_repair_bytes_total", {{"direction", "sent"}}, *v);
   w.Family("gossync_repair_wire_bytes_total", "counter",
            "TLS bytes of ended repair sessions (frames, metadata and content), by direction.");
   if (auto v = Num(r, "wire_bytes_in")) {

@@ -8,11 +8,10 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "agent/core/hash.h"
 #include "agent/core/membership_types.h"
@@ -78,8 +77,8 @@ class AgreementTracker {
 // What the metrics add to the status JSON.
 struct MetricsExtras {
   const AgreementTracker* agreement = nullptr;
-  DurationSummary scan;                          // full scans
-  std::map<std::string, DurationSummary> repair; // sessions, by result (ok, failed)
+  DurationSummary scan;                           // full scans
+  std::map<std::string, DurationSummary> repair;  // sessions, by result (ok, failed)
 };
 
 // The whole exposition. `status` is Agent::StatusJson(); missing fields are

@@ -89,8 +89,8 @@ struct RepairService::Conn {
   std::deque<std::vector<uint8_t>> outbox;  // frames waiting for bandwidth
   core::SessionStats stats;                 // latest copy, for status
   std::optional<core::Hash256> peer_root;
-  std::vector<std::string> applied;         // paths changed here so far (hooks)
-  size_t applied_dropped = 0;               // past kMaxAppliedPaths
+  std::vector<std::string> applied;  // paths changed here so far (hooks)
+  size_t applied_dropped = 0;        // past kMaxAppliedPaths
 };
 
 struct RepairService::Waiter {

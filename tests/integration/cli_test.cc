@@ -48,8 +48,9 @@ std::set<std::string> Paths(const nlohmann::json& list) {
   return out;
 }
 
-TEST_CASE("CLI: diff lists what would move and moves nothing; sync moves it; conflicts lists copies",
-          "[integration][cli]") {
+TEST_CASE(
+    "CLI: diff lists what would move and moves nothing; sync moves it; conflicts lists copies",
+    "[integration][cli]") {
   OpsCluster c(2);
   c.StartAll();
   REQUIRE(c.WaitMembers());
@@ -130,8 +131,8 @@ TEST_CASE("CLI: status --wait-converged exits 4 while a peer is paused, 0 once i
           "[integration][cli]") {
   OpsCluster c(2, [](int, AgentOptions& o) {
     // A paused peer stays suspect (alive to the convergence check) for the whole test.
-    o.gossip_toml = std::regex_replace(o.gossip_toml, std::regex("suspicion_mult = 4"),
-                                       "suspicion_mult = 100");
+    o.gossip_toml =
+        std::regex_replace(o.gossip_toml, std::regex("suspicion_mult = 4"), "suspicion_mult = 100");
   });
   c.StartAll();
   REQUIRE(c.WaitMembers());

@@ -16,7 +16,9 @@ using ops::OpsCluster;
 using std::chrono::seconds;
 
 nlohmann::json Hooks(const Agent& a) {
-  return a.Status().value("counters", nlohmann::json::object()).value("hooks", nlohmann::json::object());
+  return a.Status()
+      .value("counters", nlohmann::json::object())
+      .value("hooks", nlohmann::json::object());
 }
 
 // A hook's counter ("runs", "failed", ...) on agent `a`; -1 if unknown.
@@ -97,8 +99,9 @@ TEST_CASE("Hooks: a change under the pattern runs the hook once on each other ag
   MakeDirs(c[0].data_dir() + "/broken");
   WriteFile(c[0].data_dir() + "/broken/x.txt", "x");
   if (!c.WaitConverged()) FAIL(c.Diagnose());
-  REQUIRE(WaitFor([&] { return HookCount(c[1], 1, "failed") == 1 && HookCount(c[2], 1, "failed") == 1; },
-                  seconds(30)));
+  REQUIRE(WaitFor(
+      [&] { return HookCount(c[1], 1, "failed") == 1 && HookCount(c[2], 1, "failed") == 1; },
+      seconds(30)));
   CHECK(Hooks(c[1]).value("failed", 0) == 1);
   CHECK(c[1].log().find("hook_failed") != std::string::npos);
   CHECK(c[1].log().find("exit=7") != std::string::npos);
@@ -115,17 +118,19 @@ TEST_CASE("Hooks: SIGHUP installs new hooks; a bad pattern is refused and the ol
   CHECK(Hooks(c[1]).value("hooks", nlohmann::json::array()).empty());
 
   std::string config = ReadFile(c[1].config_path());
-  std::string hook = "\n[[hook]]\npattern = \"*.conf\"\ncommand = \"cat >> " + (logs / "conf.log") + "\"\n";
+  std::string hook =
+      "\n[[hook]]\npattern = \"*.conf\"\ncommand = \"cat >> " + (logs / "conf.log") + "\"\n";
   WriteFile(c[1].config_path(), config + hook);
   kill(c[1].pid(), SIGHUP);
   REQUIRE(WaitFor([&] { return Hooks(c[1]).value("hooks", nlohmann::json::array()).size() == 1; },
                   seconds(10)));
 
   // A bad pattern: refused, the hook above stays.
-  WriteFile(c[1].config_path(), config + hook + "\n[[hook]]\npattern = \"[oops\"\ncommand = \"true\"\n");
+  WriteFile(c[1].config_path(),
+            config + hook + "\n[[hook]]\npattern = \"[oops\"\ncommand = \"true\"\n");
   kill(c[1].pid(), SIGHUP);
-  REQUIRE(WaitFor([&] { return c[1].log().find("reload_refused") != std::string::npos; },
-                  seconds(10)));
+  REQUIRE(
+      WaitFor([&] { return c[1].log().find("reload_refused") != std::string::npos; }, seconds(10)));
   CHECK(c[1].log().find("hook[1].pattern") != std::string::npos);
   CHECK(Hooks(c[1])["hooks"].size() == 1);
 

@@ -137,7 +137,8 @@ TEST_CASE("Metrics: agreement age grows for a peer that stops agreeing", "[integ
   c[1].Resume();
   REQUIRE(WaitFor(
       [&] {
-        return Get(Parse(HttpGet(port, "/metrics")), "gossync_peer_agreement_age_seconds{peer=\"bnode\"}") < 2;
+        return Get(Parse(HttpGet(port, "/metrics")),
+                   "gossync_peer_agreement_age_seconds{peer=\"bnode\"}") < 2;
       },
       seconds(30)));
 }

@@ -149,7 +149,8 @@ class Quickstart {
   }
 
   RunResult Sh(const std::string& cmd) const {
-    return Run({"/bin/sh", "-c", "cd '" + admin_ + "' && PATH='" + path_ + "':\"$PATH\" && " + cmd});
+    return Run(
+        {"/bin/sh", "-c", "cd '" + admin_ + "' && PATH='" + path_ + "':\"$PATH\" && " + cmd});
   }
 
   // The README's config for alpha, as `node` gets it.
@@ -160,7 +161,8 @@ class Quickstart {
         << "admin_socket = \"" << node.dir << "/admin.sock\"\n";
     for (std::string line : lines) {
       if (line.rfind("node = ", 0) == 0) line = "node = \"" + node.name + "\"";
-      if (line.rfind("advertise = ", 0) == 0) line = std::regex_replace(line, std::regex(R"(10\.0\.0\.1:)"), ip + ":");
+      if (line.rfind("advertise = ", 0) == 0)
+        line = std::regex_replace(line, std::regex(R"(10\.0\.0\.1:)"), ip + ":");
       if (line.rfind("seeds = ", 0) == 0) {
         line = "seeds = [";
         for (const auto& other : nodes_) {
@@ -185,7 +187,8 @@ class Quickstart {
   }
 
   void StartAgent(Node& n) {
-    int log_fd = open((n.dir + "/agent.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int log_fd =
+        open((n.dir + "/agent.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, log_fd, 1);
@@ -264,7 +267,9 @@ TEST_CASE("Quickstart: the README's three-server steps converge on 127.0.0.1",
           if (!ok) FAIL(mapped << "\n" << r.out << r.err << q.Diagnose());
         } else {
           r = q.Sh(mapped);
-          if (r.exit_code != 0) FAIL(n->name << ": " << mapped << " exited " << r.exit_code << "\n" << r.out << r.err << q.Diagnose());
+          if (r.exit_code != 0)
+            FAIL(n->name << ": " << mapped << " exited " << r.exit_code << "\n"
+                         << r.out << r.err << q.Diagnose());
         }
         last_output[n->name] = r.out;
       }

@@ -1,10 +1,11 @@
 // HookRunner on a real loop with real /bin/sh processes.
+#include "agent/daemon/hooks.h"
+
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
-#include "agent/daemon/hooks.h"
 #include "agent/daemon/logging.h"
 #include "tests/unit/io/test_loop.h"
 
@@ -77,8 +78,9 @@ TEST_CASE("HookRunner: batches during a run coalesce into one more run", "[hooks
   o.cwd = d.path;
   HookRunner r(loop->get(), o);
   // The first run waits for the gate file, so the next batches arrive while it runs.
-  REQUIRE(r.Configure({Hook("*.conf", "{ echo RUN; cat; } >> log; while [ ! -e gate ]; do "
-                                      "sleep 0.01; done")})
+  REQUIRE(r.Configure({Hook("*.conf",
+                            "{ echo RUN; cat; } >> log; while [ ! -e gate ]; do "
+                            "sleep 0.01; done")})
               .ok());
   r.Applied(1, {"a.conf"});
   REQUIRE(PollUntil(*loop, [&] { return Runs(log) == 1; }));

@@ -1,4 +1,6 @@
 // Metrics rendering and the HTTP answers of the metrics server, without sockets.
+#include "agent/daemon/metrics.h"
+
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <map>
@@ -6,7 +8,6 @@
 #include <set>
 #include <sstream>
 
-#include "agent/daemon/metrics.h"
 #include "agent/daemon/metrics_server.h"
 
 namespace gossync::daemon {
@@ -115,8 +116,7 @@ TEST_CASE("Metrics: the exposition parses and carries the status numbers", "[met
   CHECK(m.at("gossync_hook_failures_total{hook=\"0\",pattern=\"certs/\\\"x\\\"\"}") == 1);
 }
 
-TEST_CASE("Metrics: a starting agent with an empty status still renders valid text",
-          "[metrics]") {
+TEST_CASE("Metrics: a starting agent with an empty status still renders valid text", "[metrics]") {
   std::string text = RenderMetrics(nlohmann::json::object(), MetricsExtras{}, 0);
   std::map<std::string, double> m = Parse(text);
   CHECK(m.count("gossync_build_info{node=\"\",version=\"\"}") == 1);
