@@ -16,7 +16,8 @@
 // failure, a timeout or a spawn error is logged and counted, never retried
 // and never in the way of sync.
 //
-// Loop thread only.
+// Loop thread only. REQUIRES: SIGPIPE ignored (io::IgnoreSigpipe), as for
+// io::Process: a hook may exit without reading its stdin.
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,10 @@
 // Prometheus metrics over HTTP from a real agent (issue 5).
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <catch2/catch.hpp>
+#include <ctime>
+#include <filesystem>
 #include <map>
 #include <regex>
 #include <sstream>
@@ -9,6 +14,7 @@
 namespace gossync::testutil {
 namespace {
 
+namespace fs = std::filesystem;
 using ops::HttpGet;
 using ops::HttpRequest;
 using ops::OpsCluster;
@@ -141,6 +147,29 @@ TEST_CASE("Metrics: agreement age grows for a peer that stops agreeing", "[integ
                    "gossync_peer_agreement_age_seconds{peer=\"bnode\"}") < 2;
       },
       seconds(30)));
+}
+
+TEST_CASE("Temp GC: stale temp files of abandoned transfers are removed at start",
+          "[integration][metrics]") {
+  int port = FreePort();
+  OpsCluster c(1, [&](int, AgentOptions& o) {
+    o.extra_toml = "metrics_listen = \"127.0.0.1:" + std::to_string(port) + "\"\n";
+  });
+  // What a transfer abandoned two days ago leaves, and one from a minute ago.
+  std::string tmp = c[0].state_dir() + "/tmp";
+  MakeDirs(tmp);
+  std::string stale = tmp + "/" + std::string(64, 'a') + ".gossync-tmp";
+  std::string fresh = tmp + "/" + std::string(64, 'b') + ".gossync-tmp";
+  WriteFile(stale, "partial");
+  WriteFile(fresh, "partial");
+  timespec old[2] = {{time(nullptr) - 2 * 86400, 0}, {time(nullptr) - 2 * 86400, 0}};
+  REQUIRE(utimensat(AT_FDCWD, stale.c_str(), old, 0) == 0);
+  c.StartAll();
+  REQUIRE(WaitFor([&] { return !fs::exists(stale); }, seconds(10)));
+  CHECK(fs::exists(fresh));
+  CHECK(c[0].Status()["counters"]["repair"]["temp_files_removed"] == 1);
+  CHECK(Get(Parse(HttpGet(port, "/metrics")), "gossync_temp_files_removed_total") == 1);
+  CHECK(c[0].log().find("temp_gc removed=1") != std::string::npos);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "agent/daemon/logging.h"
+#include "agent/io/signal.h"
 #include "tests/unit/io/test_loop.h"
 
 namespace gossync::daemon {
@@ -43,6 +44,13 @@ int Runs(const fs::path& log) {
   return n;
 }
 
+// Logging at `level`, and SIGPIPE ignored: a hook that exits without reading
+// its stdin must not kill the test (process.h).
+void Setup(const char* level) {
+  InitLogging(level);
+  io::IgnoreSigpipe();
+}
+
 HookConfig Hook(std::string pattern, std::string command, uint32_t timeout_s = 10) {
   HookConfig h;
   h.pattern = std::move(pattern);
@@ -52,7 +60,7 @@ HookConfig Hook(std::string pattern, std::string command, uint32_t timeout_s = 1
 }
 
 TEST_CASE("HookRunner: matching paths of a batch run the hook once, on stdin", "[hooks]") {
-  InitLogging("warn");
+  Setup("warn");
   auto loop = NewLoop();
   Dir d;
   fs::path log = d.path / "log";
@@ -69,7 +77,7 @@ TEST_CASE("HookRunner: matching paths of a batch run the hook once, on stdin", "
 }
 
 TEST_CASE("HookRunner: batches during a run coalesce into one more run", "[hooks]") {
-  InitLogging("warn");
+  Setup("warn");
   auto loop = NewLoop();
   Dir d;
   fs::path log = d.path / "log";
@@ -95,7 +103,7 @@ TEST_CASE("HookRunner: batches during a run coalesce into one more run", "[hooks
 }
 
 TEST_CASE("HookRunner: failures and timeouts are counted, later runs still happen", "[hooks]") {
-  InitLogging("off");
+  Setup("off");
   auto loop = NewLoop();
   Dir d;
   HookRunner::Options o;
@@ -112,7 +120,7 @@ TEST_CASE("HookRunner: failures and timeouts are counted, later runs still happe
 }
 
 TEST_CASE("HookRunner: waits while repair is busy, at most max_wait_ms", "[hooks]") {
-  InitLogging("warn");
+  Setup("warn");
   auto loop = NewLoop();
   Dir d;
   bool busy = true;
@@ -140,7 +148,7 @@ TEST_CASE("HookRunner: waits while repair is busy, at most max_wait_ms", "[hooks
 
 TEST_CASE("HookRunner: a bad pattern changes nothing; an unchanged hook keeps its counters",
           "[hooks]") {
-  InitLogging("off");
+  Setup("off");
   auto loop = NewLoop();
   Dir d;
   HookRunner::Options o;
@@ -160,7 +168,7 @@ TEST_CASE("HookRunner: a bad pattern changes nothing; an unchanged hook keeps it
 }
 
 TEST_CASE("HookRunner: Stop kills a running hook and drops pending paths", "[hooks]") {
-  InitLogging("off");
+  Setup("off");
   auto loop = NewLoop();
   Dir d;
   HookRunner::Options o;
