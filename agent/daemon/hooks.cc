@@ -86,6 +86,7 @@ void HookRunner::Applied(uint64_t session, const std::vector<std::string>& paths
       }
       if (h->pending.empty()) h->pending_since_ms = now;
       h->pending.insert(p);
+      h->last_added_ms = now;
     }
     if (matched == 0) continue;
     h->pending_sessions.insert(session);
@@ -127,9 +128,11 @@ size_t HookRunner::running() const {
 
 void HookRunner::MaybeRun(const std::shared_ptr<Hook>& h) {
   if (stopped_ || h->process || h->pending.empty()) return;
+  int64_t now = io::MonotonicMillis();
+  bool waited = now - h->pending_since_ms >= int64_t(options_.max_wait_ms);
+  bool settled = now - h->last_added_ms >= int64_t(options_.settle_ms);
   bool busy = options_.repair_busy && options_.repair_busy();
-  bool waited = io::MonotonicMillis() - h->pending_since_ms >= int64_t(options_.max_wait_ms);
-  if (busy && !waited) return;
+  if (!waited && (busy || !settled)) return;
   Start(h);
 }
 
@@ -209,19 +212,23 @@ void HookRunner::OnExit(const std::shared_ptr<Hook>& h, const io::ProcessExit& e
 
 void HookRunner::ArmWaitTimer() {
   if (stopped_) return;
-  // Wake when the oldest waiting hook has waited max_wait_ms, in case repair
-  // stays busy and no Poke comes.
+  // Wake when a waiting hook has settled (if repair is busy then, the end of
+  // the last session Pokes), and at the latest when it has waited
+  // max_wait_ms. A settle time already past is no reason to wake: that hook
+  // waits for a Poke or its max_wait_ms.
+  int64_t now = io::MonotonicMillis();
   int64_t due = -1;
   for (const auto& h : hooks_) {
     if (h->process || h->pending.empty()) continue;
     int64_t at = h->pending_since_ms + int64_t(options_.max_wait_ms);
+    int64_t settle_at = h->last_added_ms + int64_t(options_.settle_ms);
+    if (settle_at > now) at = std::min(at, settle_at);
     if (due < 0 || at < due) due = at;
   }
   if (due < 0) {
     wait_timer_->Stop();
     return;
   }
-  int64_t now = io::MonotonicMillis();
   wait_timer_->Start(uint64_t(std::max<int64_t>(due - now, 1)), [this] { Poke(); });
 }
 

@@ -4,11 +4,12 @@
 // When a hook runs: a session's applied paths are matched against every
 // hook's pattern (gitignore syntax, store::IgnoreMatcher); the matching ones
 // join that hook's pending set. A hook with pending paths starts when it is
-// not already running and repair is quiet (no session active), or once its
-// oldest pending path has waited max_wait_ms. So one run covers a burst of
-// sessions ("once the new certificates are all in place"), and paths that
-// arrive while the hook runs make one more run afterwards, with all of them:
-// at most one run is queued, whatever the number of sessions.
+// not already running and repair is quiet: no session active and no new path
+// for settle_ms; or, whatever repair does, once its oldest pending path has
+// waited max_wait_ms. So one run covers a burst of sessions ("once the new
+// certificates are all in place"), and paths that arrive while the hook runs
+// make one more run afterwards, with all of them: at most one run is queued,
+// whatever the number of sessions.
 //
 // How it runs: `/bin/sh -c COMMAND` in data_dir, in its own process group,
 // the pending paths on stdin (sorted, one per line), stdout and stderr to
@@ -52,6 +53,7 @@ class HookRunner {
 
   struct Options {
     std::string cwd;                    // data_dir
+    uint64_t settle_ms = 1'000;         // quiet time after the last new path
     uint64_t max_wait_ms = 10'000;      // run even if repair is busy after this
     std::function<bool()> repair_busy;  // true while a repair session is active
   };
@@ -91,6 +93,7 @@ class HookRunner {
     std::set<std::string> pending;
     std::set<uint64_t> pending_sessions;
     int64_t pending_since_ms = 0;  // monotonic, of the oldest pending path
+    int64_t last_added_ms = 0;     // monotonic, of the newest pending path
     std::unique_ptr<io::Process> process;
     int64_t started_ms = 0;   // monotonic, of the running process
     int64_t last_run_ms = 0;  // wall clock of the last start

@@ -66,6 +66,7 @@ TEST_CASE("HookRunner: matching paths of a batch run the hook once, on stdin", "
   fs::path log = d.path / "log";
   HookRunner::Options o;
   o.cwd = d.path;
+  o.settle_ms = 0;
   HookRunner r(loop->get(), o);
   REQUIRE(r.Configure({Hook("certs/", "{ echo RUN; cat; } >> log")}).ok());
   r.Applied(1, {"certs/b.pem", "other/x", "certs/a.pem", "certs"});
@@ -84,6 +85,7 @@ TEST_CASE("HookRunner: batches during a run coalesce into one more run", "[hooks
   fs::path gate = d.path / "gate";
   HookRunner::Options o;
   o.cwd = d.path;
+  o.settle_ms = 0;
   HookRunner r(loop->get(), o);
   // The first run waits for the gate file, so the next batches arrive while it runs.
   REQUIRE(r.Configure({Hook("*.conf",
@@ -108,6 +110,7 @@ TEST_CASE("HookRunner: failures and timeouts are counted, later runs still happe
   Dir d;
   HookRunner::Options o;
   o.cwd = d.path;
+  o.settle_ms = 0;
   HookRunner r(loop->get(), o);
   REQUIRE(r.Configure({Hook("fail/", "exit 3"), Hook("slow/", "exec sleep 30", 1)}).ok());
   r.Applied(1, {"fail/x", "slow/y"});
@@ -119,6 +122,25 @@ TEST_CASE("HookRunner: failures and timeouts are counted, later runs still happe
   CHECK(r.totals().runs == 3);
 }
 
+TEST_CASE("HookRunner: batches within settle_ms make one run", "[hooks]") {
+  Setup("warn");
+  auto loop = NewLoop();
+  Dir d;
+  fs::path log = d.path / "log";
+  HookRunner::Options o;
+  o.cwd = d.path;
+  o.settle_ms = 300;
+  HookRunner r(loop->get(), o);
+  REQUIRE(r.Configure({Hook("*", "{ echo RUN; cat; } >> log")}).ok());
+  r.Applied(1, {"a"});
+  // A second session ends soon after the first: still one run.
+  auto t = io::Timer::Create(loop->get());
+  t->Start(100, [&] { r.Applied(2, {"b"}); });
+  CHECK(r.totals().runs == 0);
+  REQUIRE(PollUntil(*loop, [&] { return r.totals().succeeded == 1; }));
+  CHECK(Read(log) == "RUN\na\nb\n");
+}
+
 TEST_CASE("HookRunner: waits while repair is busy, at most max_wait_ms", "[hooks]") {
   Setup("warn");
   auto loop = NewLoop();
@@ -126,6 +148,7 @@ TEST_CASE("HookRunner: waits while repair is busy, at most max_wait_ms", "[hooks
   bool busy = true;
   HookRunner::Options o;
   o.cwd = d.path;
+  o.settle_ms = 0;
   o.max_wait_ms = 300;
   o.repair_busy = [&] { return busy; };
   HookRunner r(loop->get(), o);
@@ -153,6 +176,7 @@ TEST_CASE("HookRunner: a bad pattern changes nothing; an unchanged hook keeps it
   Dir d;
   HookRunner::Options o;
   o.cwd = d.path;
+  o.settle_ms = 0;
   HookRunner r(loop->get(), o);
   REQUIRE(r.Configure({Hook("a", "true")}).ok());
   r.Applied(1, {"a"});
@@ -173,6 +197,7 @@ TEST_CASE("HookRunner: Stop kills a running hook and drops pending paths", "[hoo
   Dir d;
   HookRunner::Options o;
   o.cwd = d.path;
+  o.settle_ms = 0;
   HookRunner r(loop->get(), o);
   REQUIRE(r.Configure({Hook("a", "echo $$ > pid; exec sleep 30")}).ok());
   r.Applied(1, {"a"});
