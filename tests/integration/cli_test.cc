@@ -49,7 +49,8 @@ std::set<std::string> Paths(const nlohmann::json& list) {
 }
 
 TEST_CASE(
-    "CLI: diff lists what would move and moves nothing; sync moves it; conflicts lists copies",
+    "CLI: diff lists what would move and moves nothing then sync moves it and conflicts lists the "
+    "copy",
     "[integration][cli]") {
   OpsCluster c(2);
   c.StartAll();
@@ -127,7 +128,7 @@ TEST_CASE(
   CHECK(again["push"].empty());
 }
 
-TEST_CASE("CLI: status --wait-converged exits 4 while a peer is paused, 0 once it is back",
+TEST_CASE("CLI: status --wait-converged exits 4 while a peer is paused and 0 once it is back",
           "[integration][cli]") {
   OpsCluster c(2, [](int, AgentOptions& o) {
     // A paused peer stays suspect (alive to the convergence check) for the whole test.

@@ -59,7 +59,8 @@ HookConfig Hook(std::string pattern, std::string command, uint32_t timeout_s = 1
   return h;
 }
 
-TEST_CASE("HookRunner: matching paths of a batch run the hook once, on stdin", "[hooks]") {
+TEST_CASE("HookRunner: matching paths of a batch run the hook once with the paths on stdin",
+          "[hooks]") {
   Setup("warn");
   auto loop = NewLoop();
   Dir d;
@@ -104,7 +105,7 @@ TEST_CASE("HookRunner: batches during a run coalesce into one more run", "[hooks
   CHECK(r.totals().runs == 2);
 }
 
-TEST_CASE("HookRunner: failures and timeouts are counted, later runs still happen", "[hooks]") {
+TEST_CASE("HookRunner: failures and timeouts are counted and later runs still happen", "[hooks]") {
   Setup("off");
   auto loop = NewLoop();
   Dir d;
@@ -141,7 +142,7 @@ TEST_CASE("HookRunner: batches within settle_ms make one run", "[hooks]") {
   CHECK(Read(log) == "RUN\na\nb\n");
 }
 
-TEST_CASE("HookRunner: waits while repair is busy, at most max_wait_ms", "[hooks]") {
+TEST_CASE("HookRunner: waits while repair is busy but at most max_wait_ms", "[hooks]") {
   Setup("warn");
   auto loop = NewLoop();
   Dir d;
@@ -169,7 +170,7 @@ TEST_CASE("HookRunner: waits while repair is busy, at most max_wait_ms", "[hooks
   REQUIRE(PollUntil(*loop, [&] { return r.totals().succeeded == 2; }));
 }
 
-TEST_CASE("HookRunner: a bad pattern changes nothing; an unchanged hook keeps its counters",
+TEST_CASE("HookRunner: a bad pattern changes nothing and an unchanged hook keeps its counters",
           "[hooks]") {
   Setup("off");
   auto loop = NewLoop();

@@ -123,7 +123,7 @@ TEST_CASE("Metrics: a starting agent with an empty status still renders valid te
   CHECK(m.count("gossync_ready") == 0);
 }
 
-TEST_CASE("AgreementTracker: agreement is now, the previous root counts until it changed",
+TEST_CASE("AgreementTracker: agreement is now and the previous root counts until it changed",
           "[metrics]") {
   AgreementTracker t;
   core::MemberView b;
@@ -159,7 +159,7 @@ TEST_CASE("MetricsWriter: values and label escapes follow the text format", "[me
   CHECK(EscapeLabelValue("a\\b\"c\nd") == "a\\\\b\\\"c\\nd");
 }
 
-TEST_CASE("MetricsServer: GET /metrics answers the text; other requests get 4xx", "[metrics]") {
+TEST_CASE("MetricsServer: GET /metrics answers the text and other requests get 4xx", "[metrics]") {
   int renders = 0;
   auto render = [&] {
     ++renders;
