@@ -73,7 +73,7 @@ TEST_CASE("BroadcastQueue: Fill stays within the byte budget and skips what does
   CHECK(q.Transmits(std::string(60, 'x')) == 0);
 }
 
-TEST_CASE("BroadcastQueue: the bound holds; the most-sent entry is evicted and counted",
+TEST_CASE("BroadcastQueue: the bound holds and the most-sent entry is evicted and counted",
           "[broadcast_queue]") {
   BroadcastQueue q(3);
   q.Enqueue(Alive("a"));

@@ -81,7 +81,7 @@ TEST_CASE("Timer: the callback may destroy the timer", "[io][timer]") {
   CHECK(timer == nullptr);
 }
 
-TEST_CASE("Timer: Close is idempotent and stops callbacks; states are explicit",
+TEST_CASE("Timer: Close is idempotent and stops callbacks and states are explicit",
           "[io][timer][handle]") {
   auto loop = NewLoop();
   int fired = 0;

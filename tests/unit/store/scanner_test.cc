@@ -292,7 +292,7 @@ TEST_CASE("Walk: a mount point is recorded but not entered unless asked", "[scan
   }
 }
 
-TEST_CASE("Walk: a missing root fails; a limit on entries is enforced", "[scanner]") {
+TEST_CASE("Walk: a missing root fails and a limit on entries is enforced", "[scanner]") {
   TempDir t;
   for (int i = 0; i < 10; ++i) WriteFile(t / ("f" + std::to_string(i)), "x");
   RootDir root = OpenRoot(t.path());
