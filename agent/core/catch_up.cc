@@ -1,5 +1,7 @@
 #include "agent/core/catch_up.h"
 
+#include <algorithm>
+
 #include "agent/core/hlc.h"
 #include "agent/core/repair_messages.h"
 
@@ -17,9 +19,14 @@ const char* SyncModeName(SyncMode mode) {
   return "unknown";
 }
 
+uint64_t CatchUpGraceMs(uint64_t ttl_ms) {
+  return std::min<uint64_t>(ttl_ms / 10, 24ull * 3600 * 1000);
+}
+
 SyncMode ModeAt(const SyncPoint& p, uint64_t now_ms, uint64_t ttl_ms) {
   if (p.wall_ms == 0) return SyncMode::kNew;
-  if (ttl_ms != 0 && now_ms > p.wall_ms && now_ms - p.wall_ms > ttl_ms) return SyncMode::kCatchUp;
+  const uint64_t limit = ttl_ms - CatchUpGraceMs(ttl_ms);
+  if (ttl_ms != 0 && now_ms > p.wall_ms && now_ms - p.wall_ms > limit) return SyncMode::kCatchUp;
   return SyncMode::kCurrent;
 }
 

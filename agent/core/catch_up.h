@@ -29,8 +29,14 @@ struct SyncPoint {
   bool operator==(const SyncPoint&) const = default;
 };
 
-// kNew if `p` is unset, kCatchUp if it is more than `ttl_ms` before `now_ms`.
-// ttl_ms 0 (nothing expires) never gives kCatchUp.
+// How long before the ttl runs out catch-up begins: min(ttl / 10, 1 day). A
+// sync point is a little optimistic (a delete made just before it may reach
+// this node a little later, and gossip's roots are a little old), and clocks
+// disagree a little; the margin covers both.
+uint64_t CatchUpGraceMs(uint64_t ttl_ms);
+
+// kNew if `p` is unset, kCatchUp if it is more than ttl - grace before
+// `now_ms`, else kCurrent. ttl_ms 0 (nothing expires) never gives kCatchUp.
 SyncMode ModeAt(const SyncPoint& p, uint64_t now_ms, uint64_t ttl_ms);
 
 // The HELLO flags that announce `mode` (kHelloCatchUp, kHelloUnsynced or none).

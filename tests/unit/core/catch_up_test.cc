@@ -13,8 +13,12 @@ constexpr uint64_t kNow = 1'800'000'000'000;
 
 TEST_CASE("CatchUp: the mode follows the last sync point and the ttl", "[catch_up]") {
   CHECK(ModeAt(SyncPoint{}, kNow, kTtl) == SyncMode::kNew);
-  CHECK(ModeAt(SyncPoint{kNow - kTtl, 5}, kNow, kTtl) == SyncMode::kCurrent);
-  CHECK(ModeAt(SyncPoint{kNow - kTtl - 1, 5}, kNow, kTtl) == SyncMode::kCatchUp);
+  // Catch-up begins a day before a 30-day ttl runs out (a tenth of a short one).
+  CHECK(CatchUpGraceMs(kTtl) == 24ull * 3600 * 1000);
+  CHECK(CatchUpGraceMs(60'000) == 6'000);
+  const uint64_t limit = kTtl - CatchUpGraceMs(kTtl);
+  CHECK(ModeAt(SyncPoint{kNow - limit, 5}, kNow, kTtl) == SyncMode::kCurrent);
+  CHECK(ModeAt(SyncPoint{kNow - limit - 1, 5}, kNow, kTtl) == SyncMode::kCatchUp);
   CHECK(ModeAt(SyncPoint{kNow + 1000, 5}, kNow, kTtl) == SyncMode::kCurrent);  // clock stepped back
   CHECK(ModeAt(SyncPoint{1, 5}, kNow, 0) == SyncMode::kCurrent);  // nothing expires
   CHECK(std::string(SyncModeName(SyncMode::kCatchUp)) == "catch_up");

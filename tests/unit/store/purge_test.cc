@@ -121,8 +121,8 @@ TEST_CASE("Purge: the sync point persists, only moves forward, and a catching-up
   CHECK(n.replica().sync_point() == core::SyncPoint{t0, 7});
   n.Reopen();
   CHECK(n.replica().sync_point() == core::SyncPoint{t0, 7});
-  CHECK(store::MayPurge(n.replica(), t0 + kTtl, kTtl));
-  CHECK_FALSE(store::MayPurge(n.replica(), t0 + kTtl + 1, kTtl));
+  CHECK(store::MayPurge(n.replica(), t0 + kTtl - kDay, kTtl));
+  CHECK_FALSE(store::MayPurge(n.replica(), t0 + kTtl - kDay + 1, kTtl));
   CHECK_FALSE(store::MayPurge(n.replica(), t0, 0));
   REQUIRE(n.replica().RecordSync({t0 + kTtl, 9}).ok());
   CHECK(store::MayPurge(n.replica(), t0 + kTtl + 1, kTtl));
