@@ -49,7 +49,7 @@ struct SessionStats {
   uint64_t tombstones_purged = 0;  // expired tombstones the peer lacked, purged here
   uint64_t taken_as_deleted = 0;   // catch-up: old entries a current peer lacked
   uint64_t stale_ignored = 0;      // expired tombstones and stale entries not taken
-  DiffReport diff;         // dry run only
+  DiffReport diff;                 // dry run only
 };
 
 struct BlockListInfo {

@@ -131,9 +131,10 @@ class LocalEngine {
   std::unique_ptr<io::Timer> rescan_timer_;
   std::unique_ptr<io::Timer> retry_timer_;
   std::unique_ptr<io::Timer> purge_timer_;
-  bool purging_ = false;             // a purge pass is in flight
-  bool sync_published_ = false;      // the sync mode was logged once
-  uint64_t catch_up_since_ms_ = 0;   // strand only: when KeepSync first saw catch-up
+  bool purging_ = false;            // a purge pass is in flight
+  bool sync_published_ = false;     // the sync mode was logged once
+  uint64_t catch_up_since_ms_ = 0;  // strand only: when KeepSync first saw catch-up
+
   std::set<std::string> pending_;  // watcher paths not yet looked at
   std::set<std::string> retry_;    // paths that changed while hashed
   bool processing_ = false;        // a watcher batch is in flight

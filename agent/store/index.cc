@@ -316,8 +316,8 @@ struct Index::Statements {
   sqlite3_stmt* commit = nullptr;
 
   ~Statements() {
-    for (sqlite3_stmt* st : {get, bucket, all, after, under, bucket_range, bucket_keys, stats, digests,
-                             counts, put, del, set_meta, begin, commit}) {
+    for (sqlite3_stmt* st : {get, bucket, all, after, under, bucket_range, bucket_keys, stats,
+                             digests, counts, put, del, set_meta, begin, commit}) {
       sqlite3_finalize(st);
     }
   }
@@ -492,8 +492,8 @@ Status Index::Prepare() {
   GOSSYNC_RETURN_IF_ERROR(
       prep(&s.bucket, "SELECT " + cols + " FROM entries WHERE bucket = ? ORDER BY path"));
   GOSSYNC_RETURN_IF_ERROR(prep(&s.all, "SELECT " + cols + " FROM entries ORDER BY path"));
-  GOSSYNC_RETURN_IF_ERROR(prep(
-      &s.after, "SELECT " + cols + " FROM entries WHERE path > ? ORDER BY path LIMIT ?"));
+  GOSSYNC_RETURN_IF_ERROR(
+      prep(&s.after, "SELECT " + cols + " FROM entries WHERE path > ? ORDER BY path LIMIT ?"));
   // Everything below a directory: "dir/" < path < "dir0" ('0' follows '/').
   GOSSYNC_RETURN_IF_ERROR(prep(&s.under, "SELECT " + cols +
                                              " FROM entries WHERE path > ?1 || '/' AND "

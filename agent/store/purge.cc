@@ -26,8 +26,8 @@ Result<PurgeStepResult> PurgeStep(Replica& replica, const RootDir& root, uint64_
   std::vector<core::Entry> expired;
   std::string last;
   // Collected first: the index is not written while it streams.
-  Status s = replica.index().ForEachAfter(
-      cursor, options.rows_per_step, [&](const IndexRecord& rec) {
+  Status s =
+      replica.index().ForEachAfter(cursor, options.rows_per_step, [&](const IndexRecord& rec) {
         ++out.scanned;
         last = rec.entry.path;
         if (rec.entry.deleted && core::OlderThanTtl(rec.entry.hlc, now_ms, options.ttl_ms)) {

@@ -74,9 +74,10 @@ uint64_t Tombstones(const Agent& a) {
   return s.contains("tombstones") ? s["tombstones"].get<uint64_t>() : ~uint64_t{0};
 }
 
-TEST_CASE("Purge: a node stopped for longer than the ttl does not bring deleted files back, and "
-          "what it wrote while stopped spreads",
-          "[integration][purge][slow]") {
+TEST_CASE(
+    "Purge: a node stopped for longer than the ttl does not bring deleted files back, and "
+    "what it wrote while stopped spreads",
+    "[integration][purge][slow]") {
   Cluster c(3, "tombstone_ttl_s = 60\n");
   for (auto& a : c.agents) a->Start();
   for (auto& a : c.agents) REQUIRE(a->WaitReady());
@@ -88,9 +89,11 @@ TEST_CASE("Purge: a node stopped for longer than the ttl does not bring deleted 
   WriteFile(c[0].data_dir() + "/edited.txt", "v1");
   if (!WaitFor([&] { return c.Converged(c.All()); }, seconds(20))) FAIL(c.Diagnose());
   // Every node has synced with a current (or, at first, new) peer.
-  if (!WaitFor([&] { return Mode(c[0]) == "current" && Mode(c[1]) == "current" &&
-                            Mode(back) == "current"; },
-               seconds(30))) {
+  if (!WaitFor(
+          [&] {
+            return Mode(c[0]) == "current" && Mode(c[1]) == "current" && Mode(back) == "current";
+          },
+          seconds(30))) {
     FAIL(c.Diagnose());
   }
 
@@ -99,10 +102,12 @@ TEST_CASE("Purge: a node stopped for longer than the ttl does not bring deleted 
   fs::remove(c[1].data_dir() + "/dir/doomed.txt");
   // The deletes spread to the two running nodes, then their tombstones
   // expire and are purged there.
-  if (!WaitFor([&] { return c.Converged({&c[0], &c[1]}) &&
-                            !fs::exists(c[1].data_dir() + "/doomed.txt") &&
-                            !fs::exists(c[0].data_dir() + "/dir/doomed.txt"); },
-               seconds(20))) {
+  if (!WaitFor(
+          [&] {
+            return c.Converged({&c[0], &c[1]}) && !fs::exists(c[1].data_dir() + "/doomed.txt") &&
+                   !fs::exists(c[0].data_dir() + "/dir/doomed.txt");
+          },
+          seconds(20))) {
     FAIL(c.Diagnose());
   }
   REQUIRE(Tombstones(c[0]) == 2);

@@ -20,7 +20,7 @@ TEST_CASE("CatchUp: the mode follows the last sync point and the ttl", "[catch_u
   CHECK(ModeAt(SyncPoint{kNow - limit, 5}, kNow, kTtl) == SyncMode::kCurrent);
   CHECK(ModeAt(SyncPoint{kNow - limit - 1, 5}, kNow, kTtl) == SyncMode::kCatchUp);
   CHECK(ModeAt(SyncPoint{kNow + 1000, 5}, kNow, kTtl) == SyncMode::kCurrent);  // clock stepped back
-  CHECK(ModeAt(SyncPoint{1, 5}, kNow, 0) == SyncMode::kCurrent);  // nothing expires
+  CHECK(ModeAt(SyncPoint{1, 5}, kNow, 0) == SyncMode::kCurrent);               // nothing expires
   CHECK(std::string(SyncModeName(SyncMode::kCatchUp)) == "catch_up");
 }
 
@@ -54,8 +54,8 @@ TEST_CASE("CatchUp: a version expires once its HLC is older than the ttl", "[cat
   CHECK_FALSE(OlderThanTtl(at, kNow, kTtl));
   CHECK(OlderThanTtl(Hlc::Pack(kNow - kTtl - 1, 0xffff), kNow, kTtl));
   CHECK_FALSE(OlderThanTtl(Hlc::Pack(kNow, 0), kNow, kTtl));
-  CHECK_FALSE(OlderThanTtl(0, kNow, 0));             // ttl 0: never
-  CHECK_FALSE(OlderThanTtl(0, kTtl - 1, kTtl));      // a clock before the epoch + ttl
+  CHECK_FALSE(OlderThanTtl(0, kNow, 0));         // ttl 0: never
+  CHECK_FALSE(OlderThanTtl(0, kTtl - 1, kTtl));  // a clock before the epoch + ttl
   CHECK(OlderThanTtl(0, kTtl + 1, kTtl));
 }
 

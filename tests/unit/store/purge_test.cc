@@ -110,9 +110,10 @@ TEST_CASE("Purge: a directory tombstone whose directory is still on disk is kept
   CHECK(Indexed(n, true) == std::set<std::string>{"d"});
 }
 
-TEST_CASE("Purge: the sync point persists, only moves forward, and a catching-up node may not "
-          "purge",
-          "[purge][catch_up]") {
+TEST_CASE(
+    "Purge: the sync point persists, only moves forward, and a catching-up node may not "
+    "purge",
+    "[purge][catch_up]") {
   ReplicaNode n("alpha");
   CHECK(n.replica().sync_point() == core::SyncPoint{});
   const uint64_t t0 = n.clock_ms;
@@ -189,9 +190,10 @@ void RequireSameData(ReplicaNode& a, ReplicaNode& b) {
   REQUIRE(a.replica().root() == b.replica().root());
 }
 
-TEST_CASE("CatchUp: on real replicas, a node back after the ttl removes what was deleted while "
-          "it was away and pushes what it wrote",
-          "[purge][catch_up]") {
+TEST_CASE(
+    "CatchUp: on real replicas, a node back after the ttl removes what was deleted while "
+    "it was away and pushes what it wrote",
+    "[purge][catch_up]") {
   ReplicaNode cluster("alpha"), back("beta");
   cluster.Write("kept", "k");
   cluster.Write("deleted", "d");
@@ -236,9 +238,10 @@ TEST_CASE("CatchUp: on real replicas, a node back after the ttl removes what was
   CHECK(rescan.changed.empty());
 }
 
-TEST_CASE("CatchUp: on real replicas, an expired tombstone the peer lacks is purged in the "
-          "session and not re-inserted",
-          "[purge]") {
+TEST_CASE(
+    "CatchUp: on real replicas, an expired tombstone the peer lacks is purged in the "
+    "session and not re-inserted",
+    "[purge]") {
   ReplicaNode a("alpha"), b("beta");
   a.Write("x", "x");
   a.Scan();

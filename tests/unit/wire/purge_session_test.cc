@@ -198,9 +198,10 @@ struct Away {
   Side catch_up() const { return Side{.mode = SyncMode::kCatchUp, .sync_counter = sync}; }
 };
 
-TEST_CASE("CatchUp: entries a current peer lacks and that were not changed since are taken as "
-          "deleted; changes made while away are pushed",
-          "[purge_session][catch_up]") {
+TEST_CASE(
+    "CatchUp: entries a current peer lacks and that were not changed since are taken as "
+    "deleted; changes made while away are pushed",
+    "[purge_session][catch_up]") {
   for (bool back_initiates : {true, false}) {
     INFO("returning node initiates: " << back_initiates);
     Away w;
@@ -302,9 +303,10 @@ TEST_CASE("CatchUp: without a ttl (0) nothing expires and nothing is taken as de
 // while the others delete and purge; it returns in catch-up mode. Whatever
 // was deleted while it was away stays deleted, what it wrote while away
 // arrives, and the three converge.
-TEST_CASE("CatchUp: random changes with a node away past the ttl: no delete is undone, no write "
-          "is lost",
-          "[purge_session][catch_up][property]") {
+TEST_CASE(
+    "CatchUp: random changes with a node away past the ttl: no delete is undone, no write "
+    "is lost",
+    "[purge_session][catch_up][property]") {
   GOSSYNC_SEEDED_RNG(0x7b5e);
   for (int round = 0; round < 40; ++round) {
     MemNode a("alpha", 1), b("beta", 2), c("gamma", 3);
