@@ -48,7 +48,7 @@ struct SessionStats {
   // Tombstone expiry and catch-up (agent/core/catch_up.h).
   uint64_t tombstones_purged = 0;  // expired tombstones the peer lacked, purged here
   uint64_t taken_as_deleted = 0;   // catch-up: old entries a current peer lacked
-  uint64_t stale_ignored = 0;      // expired tombstones and stale entries not taken
+  uint64_t stale_ignored = 0;      // expired tombstones received for paths we lack
   DiffReport diff;                 // dry run only
 };
 

@@ -15,9 +15,11 @@
 //    changed since its last sync point: it removes them (a tombstone with the
 //    entry's own VV, HLC and origin, applied like a peer's, then purged), and
 //    does not send them. Everything it changed since is sent as usual.
-//  * A current node does not take from a catching-up or new peer a live
-//    entry it lacks that is older than the ttl (the same entries, seen from
-//    the other side).
+// A current node needs no rule of its own against a catching-up peer: the
+// peer never offers what it takes as deleted, and what it does offer (a
+// version it changed since, or one younger than the ttl) is not a purged
+// delete coming back. The HELLO flags matter for which peer counts: what a
+// catching-up or new peer lacks is no evidence of a delete.
 #include "agent/core/repair_session_impl.h"
 
 namespace gossync::core {
@@ -61,10 +63,7 @@ bool RepairSession::Impl::DisposeUnsent(const Entry& e) {
 }
 
 bool RepairSession::Impl::IgnoreRemote(const Entry& remote) const {
-  if (opt.tombstone_ttl_ms == 0) return false;
-  if (!OlderThanTtl(remote.hlc, opt.wall_ms, opt.tombstone_ttl_ms)) return false;
-  if (remote.deleted) return true;
-  return opt.sync_mode == SyncMode::kCurrent && !PeerIsCurrent(peer_hello->flags);
+  return remote.deleted && OlderThanTtl(remote.hlc, opt.wall_ms, opt.tombstone_ttl_ms);
 }
 
 void RepairSession::Impl::PurgeLocal(const Entry& tombstone) {

@@ -84,8 +84,7 @@ struct RepairSession::Impl {
   // unless we are catching up; an entry catch-up takes as deleted is deleted
   // and purged).
   bool DisposeUnsent(const Entry& e);
-  // A remote entry we lack that is not taken: an expired tombstone, or,
-  // when we are current and the peer is not, a live entry older than the ttl.
+  // A remote entry we lack that is not taken: an expired tombstone.
   bool IgnoreRemote(const Entry& remote) const;
   void PurgeLocal(const Entry& tombstone);
 

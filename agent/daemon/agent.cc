@@ -89,7 +89,7 @@ void Agent::OnReady() {
   const uint64_t keep_every = KeepSyncIntervalMs(config_.tombstone_ttl_s * 1000);
   sync_timer_ = io::Timer::Create(loop_->get());
   sync_timer_->Start(keep_every, keep_every, [this] {
-    if (gossip_ && repair_) KeepSync(config_, *gossip_, engine_.get(), repair_.get(), &sync_round_);
+    if (gossip_ && repair_) KeepSync(*gossip_, engine_.get(), repair_.get(), &sync_round_);
   });
   ready_ = true;
   const LocalState& st = engine_->state();

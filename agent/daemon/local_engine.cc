@@ -149,7 +149,7 @@ void LocalEngine::SetSyncState(const core::SyncPoint& p, core::SyncMode mode) {
   state_.last_sync_ms = static_cast<int64_t>(p.wall_ms);
 }
 
-void LocalEngine::KeepSync(std::optional<core::Hash256> peer_root, bool alone,
+void LocalEngine::KeepSync(std::optional<core::Hash256> peer_root,
                            std::function<void(core::SyncMode)> done) {
   if (!replica_ || stopping_) return;
   struct Out {
@@ -161,14 +161,14 @@ void LocalEngine::KeepSync(std::optional<core::Hash256> peer_root, bool alone,
   auto out = std::make_shared<Out>();
   const uint64_t ttl = config_.tombstone_ttl_s * 1000;
   Post(
-      [this, out, ttl, peer_root, alone](store::Replica& r) {
+      [this, out, ttl, peer_root](store::Replica& r) {
         const uint64_t now = r.WallNow();
         core::SyncMode mode = core::ModeAt(r.sync_point(), now, ttl);
         // Identical to a live peer right now (gossip's root against ours,
         // read together with our counter on the strand): every change up
         // to this counter is on that peer.
         const core::SyncPoint here{now, r.counter()};
-        if (alone || (mode == core::SyncMode::kCurrent && peer_root && r.root() == *peer_root)) {
+        if (mode == core::SyncMode::kCurrent && peer_root && r.root() == *peer_root) {
           out->status = r.RecordSync(here);
           if (out->status.ok()) mode = core::SyncMode::kCurrent;
         }

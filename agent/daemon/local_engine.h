@@ -87,12 +87,10 @@ class LocalEngine {
   void PublishSync(const core::SyncPoint& p);
   // Catch-up bookkeeping, run now and then (the agent's sync timer): on the
   // strand, refreshes the sync point if this node is current and its root
-  // equals `peer_root` (an alive member's, from gossip), or if it is `alone`
-  // (no seeds, no member: it is the whole cluster); ends a catch-up that has
-  // lasted tombstone_ttl without meeting a current peer (the whole cluster
-  // was away). Then `done(mode)` on the loop.
-  void KeepSync(std::optional<core::Hash256> peer_root, bool alone,
-                std::function<void(core::SyncMode)> done);
+  // equals `peer_root` (an alive member's, from gossip); ends a catch-up that
+  // has lasted tombstone_ttl without meeting a current peer (the whole
+  // cluster was away). Then `done(mode)` on the loop.
+  void KeepSync(std::optional<core::Hash256> peer_root, std::function<void(core::SyncMode)> done);
 
   // Starts a full scan now unless one is running.
   void Rescan(const std::string& reason);

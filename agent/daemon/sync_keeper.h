@@ -2,8 +2,10 @@
 // every KeepSyncIntervalMs:
 //  - a current node stays current while it sees the cluster: an alive member
 //    gossiping a root equal to ours refreshes the sync point (a quiet,
-//    converged cluster has no repair sessions to do it);
-//  - a node with no seeds and no member is the whole cluster: always current;
+//    converged cluster has no repair sessions to do it). A node alone is
+//    never refreshed this way: a single-node cluster stays `new` (which
+//    purges, and has no peer to apply catch-up against), and a node that
+//    sees no peer may well be cut off from them;
 //  - a node that is not current (catching up, or new) asks an alive member
 //    for a session, even with equal roots: the peer's HELLO tells whether it
 //    is current, and a finished session with a current peer ends catch-up.
@@ -16,7 +18,6 @@
 #include "agent/daemon/gossip_driver.h"
 #include "agent/daemon/local_engine.h"
 #include "agent/daemon/repair_service.h"
-#include "gossync/config.h"
 
 namespace gossync::daemon {
 
@@ -25,7 +26,7 @@ uint64_t KeepSyncIntervalMs(uint64_t ttl_ms);
 
 // One round. `round` picks the member asked for a session (round robin).
 // The pointers must outlive the round's strand item (the agent's members).
-void KeepSync(const Config& config, const GossipDriver& gossip, LocalEngine* engine,
-              RepairService* repair, uint64_t* round);
+void KeepSync(const GossipDriver& gossip, LocalEngine* engine, RepairService* repair,
+              uint64_t* round);
 
 }  // namespace gossync::daemon
