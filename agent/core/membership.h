@@ -7,8 +7,9 @@
 // unit tests and in the simulator of thousands of nodes (tests/sim).
 //
 // How the daemon drives it (agent/daemon):
-//   - Construct with a validated MembershipConfig (fresh boot_id and rng_seed
-//     from RAND_bytes at every start).
+//   - Construct with a validated MembershipConfig: at every start a boot_id
+//     greater than the last run's (membership_config.h), an rng_seed from
+//     RAND_bytes, initial_incarnation = unix seconds.
 //   - Call Tick(now) when NextTickMs() comes (a libuv timer re-armed after
 //     every call into this class), with `now` from a monotonic ms clock.
 //   - For every datagram that opens (tls::Open) and decodes
@@ -36,9 +37,15 @@
 //   - Every gossip interval: a Gossip (root, entry count, HLC) to fanout
 //     random live members; a received root that differs from ours yields
 //     RootDiffers.
-//   - Joining: join pings (Ping with no target) to every seed, retried with
-//     doubling backoff while none answers; the first that answers is asked
-//     for its member list (SyncRequest/SyncPage, one page per request).
+//   - Joining: join pings (a Ping addressed to no one) to every seed,
+//     retried with doubling backoff while none answers; the first that
+//     answers is asked for its member list (SyncRequest/SyncPage, one page
+//     per request), and a random member again 5, 10, 20... s later.
+//   - Healing: a member list is pulled from a random member every
+//     sync_interval (scaled with N, as memberlist's push-pull); a random seed
+//     is pinged every seed_rejoin interval; a random dead member every
+//     reconnect interval (it refutes if it was only cut off); dead members
+//     stay gossip targets for gossip_to_dead_ms.
 //
 // Identity. A member is its name. An alive claim for a known name from
 // another gossip address is accepted only while the known holder is suspect,
@@ -123,6 +130,10 @@ class Membership {
 
   // Our dataset, as the next Gossip advertises it.
   void SetLocalState(const Hash256& root, uint64_t entry_count, uint64_t hlc);
+  // Gossips our state now, to gossip_fanout random members, instead of at
+  // the next round: the daemon calls it when the root changes, so a change
+  // starts spreading at once. Nothing before the first Tick or after Leave.
+  void PushState(uint64_t now_ms, Actions* out);
   // Replaces the seed list (SIGHUP).
   void SetSeeds(std::vector<std::string> seeds);
   // Adds members known from elsewhere (a member list persisted by the last
