@@ -170,7 +170,6 @@ void LocalEngine::KeepSync(std::optional<core::Hash256> peer_root,
         const core::SyncPoint here{now, r.counter()};
         if (mode == core::SyncMode::kCurrent && peer_root && r.root() == *peer_root) {
           out->status = r.RecordSync(here);
-          if (out->status.ok()) mode = core::SyncMode::kCurrent;
         }
         if (mode == core::SyncMode::kCatchUp) {
           if (catch_up_since_ms_ == 0) {
