@@ -267,7 +267,7 @@ ConfigLoad ParseConfig(std::string_view toml_text, std::string_view source) {
   c.String(root, "", "log_level", &cfg.log_level);
   c.Integer(root, "", "rescan_interval_s", &cfg.rescan_interval_s, 0, 7 * 86400, "s");
   c.Integer(root, "", "debounce_ms", &cfg.debounce_ms, 1, 10000, "ms");
-  c.Integer(root, "", "tombstone_ttl_s", &cfg.tombstone_ttl_s, 3600, 10ll * 365 * 86400, "s");
+  c.Integer(root, "", "tombstone_ttl_s", &cfg.tombstone_ttl_s, 60, 10ll * 365 * 86400, "s");
   c.Integer(root, "", "tree_depth", &cfg.tree_depth, core::kMinTreeDepth, core::kMaxTreeDepth, "");
   c.String(root, "", "metrics_listen", &cfg.metrics_listen);
 

@@ -45,7 +45,11 @@ struct SessionStats {
   uint64_t skipped = 0;    // local change won, local error, or the peer could not serve
   uint64_t deferred = 0;   // a path already being applied got another version
   int descent_levels = 0;  // deepest level compared; depth + 1 once leaves were
-  DiffReport diff;         // dry run only
+  // Tombstone expiry and catch-up (agent/core/catch_up.h).
+  uint64_t tombstones_purged = 0;  // expired tombstones the peer lacked, purged here
+  uint64_t taken_as_deleted = 0;   // catch-up: old entries a current peer lacked
+  uint64_t stale_ignored = 0;      // expired tombstones received for paths we lack
+  DiffReport diff;                 // dry run only
 };
 
 struct BlockListInfo {
@@ -107,6 +111,13 @@ struct MakeConflictCopy {
   Entry copy;
   std::optional<Entry> expected;  // at `from`
 };
+// Remove the index row of an expired tombstone, as the purge does, if the
+// index still holds exactly `tombstone` (by digest) and, for a directory,
+// the directory is gone from disk; else Aborted and nothing changes.
+struct PurgeTombstone {
+  uint64_t op;
+  Entry tombstone;
+};
 // Serve the peer: read only a path the index holds as a live file with
 // `hash` (try alt_path if `path` no longer does), through the no-symlink
 // file layer; NotFound if neither, Aborted if the file changed on disk.
@@ -130,6 +141,7 @@ struct ReadBlocks {
 using RepairAction =
     std::variant<repair::Send, repair::Abort, repair::Finished, repair::PullFile,
                  repair::WriteBlock, repair::CommitFile, repair::AbandonPull, repair::ApplyMeta,
-                 repair::MakeConflictCopy, repair::ReadBlockList, repair::ReadBlocks>;
+                 repair::MakeConflictCopy, repair::ReadBlockList, repair::ReadBlocks,
+                 repair::PurgeTombstone>;
 
 }  // namespace gossync::core

@@ -27,8 +27,9 @@ inline constexpr uint32_t kDefaultBlockSize = 128 * 1024;
 inline constexpr size_t kDefaultMaxFrameBytes = 4 << 20;
 
 // HELLO flags.
-inline constexpr uint32_t kHelloDryRun = 1u << 0;   // diff only, nothing moves
-inline constexpr uint32_t kHelloCatchUp = 1u << 1;  // away longer than tombstone_ttl
+inline constexpr uint32_t kHelloDryRun = 1u << 0;    // diff only, nothing moves
+inline constexpr uint32_t kHelloCatchUp = 1u << 1;   // away longer than tombstone_ttl
+inline constexpr uint32_t kHelloUnsynced = 1u << 2;  // never synced (a new node or index)
 
 // Per-message limits of PROTOCOL.md. A decoded message never exceeds them.
 inline constexpr size_t kMaxNodesItems = 4096;

@@ -374,6 +374,7 @@ void RepairSession::Impl::StreamUnder(int level, uint32_t prefix) {
 }
 
 void RepairSession::Impl::QueueEntry(const Entry& e, bool peer_lacks, bool remember) {
+  if (peer_lacks && DisposeUnsent(e)) return;
   if (dry_run && peer_lacks) Record(stats.diff.push, e.path, e, std::nullopt);
   if (!remember) {
     outgoing.push_back(e);
@@ -449,6 +450,10 @@ void RepairSession::Impl::Decide(const Entry& remote, const std::string& source)
   if (!got.ok()) return LocalError(got.status());
   const std::optional<Entry>& local = *got;
   if (!local) {
+    if (IgnoreRemote(remote)) {
+      ++stats.stale_ignored;
+      return;
+    }
     if (dry_run) return Record(stats.diff.pull, remote.path, std::nullopt, remote);
     return Act(remote, source, std::nullopt);
   }
@@ -544,7 +549,7 @@ void RepairSession::Impl::ApplyMeta(const Entry& target, const std::optional<Ent
 bool RepairSession::Impl::FollowPending(const Entry& e, Followup& then) {
   const Hash256 digest = e.Digest();
   for (auto& [op, o] : ops) {
-    if (o.path == e.path && o.digest == digest && !o.then) {
+    if (o.path == e.path && o.digest == digest && !o.then && !o.purge) {
       o.then = std::move(then);
       return true;
     }
@@ -601,7 +606,7 @@ RepairSession::Actions RepairSession::Start(int64_t now_ms) {
   hello.root = s.my_hello_root;
   hello.entries = s.view->EntryCount();
   hello.hlc = s.opt.hlc;
-  hello.flags = s.opt.dry_run ? kHelloDryRun : 0;
+  hello.flags = (s.opt.dry_run ? kHelloDryRun : 0) | HelloFlagsFor(s.opt.sync_mode);
   s.Send(std::move(hello));
   // The descent starts with the HELLO, saving a round trip, unless gossip
   // says the roots are equal or the peer is empty (then it streams).
@@ -670,11 +675,18 @@ RepairSession::Actions RepairSession::OnApplied(int64_t now_ms, uint64_t op, Sta
     s.ops.erase(it);
     s.busy.erase(o.path);
     if (!status.ok()) {
-      ++s.stats.skipped;
+      // A purge that cannot happen yet (a directory still on disk) is left
+      // to the purge job; it skipped nothing the peer sent.
+      if (!o.purge) ++s.stats.skipped;
       if (o.then) s.busy.erase(o.then->target.path);
       return;
     }
+    if (o.purge) {
+      ++s.stats.tombstones_purged;
+      return;
+    }
     ++s.stats.entries_applied;
+    if (o.purge_after) s.PurgeLocal(*o.purge_after);
     if (o.then) s.Act(o.then->target, o.then->source, o.then->expected);
   });
 }

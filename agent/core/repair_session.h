@@ -27,6 +27,7 @@
 //      ApplyMeta{op}         -> OnApplied(op, status)
 //      MakeConflictCopy{op}  -> OnApplied(op, status)
 //      AbandonPull{op}       -> nothing (close the temp file, keep its bytes)
+//      PurgeTombstone{op}    -> OnApplied(op, status)
 //    Serving the peer (may run in any order, e.g. on the work pool; answered
 //    by req):
 //      ReadBlockList{req}    -> OnBlockListRead(req, list or error)
@@ -59,6 +60,7 @@
 #include <variant>
 #include <vector>
 
+#include "agent/core/catch_up.h"
 #include "agent/core/dataset_view.h"
 #include "agent/core/entry.h"
 #include "agent/core/repair_actions.h"
@@ -80,6 +82,14 @@ struct RepairOptions {
   size_t max_active_large_pulls = 4;       // of them, files of more than one block
   int64_t idle_timeout_ms = 30'000;        // without a frame from the peer
   int64_t session_timeout_ms = 3'600'000;  // in all
+
+  // Tombstone expiry and catch-up mode (catch_up.h, docs/tombstones.md).
+  // tombstone_ttl_ms 0: nothing expires, and these rules are off.
+  uint64_t wall_ms = 0;  // wall clock at the start (ms since the epoch)
+  uint64_t tombstone_ttl_ms = 0;
+  SyncMode sync_mode = SyncMode::kCurrent;  // announced in HELLO
+  NodeId node_id = 0;                       // ours, to read our counter in a VV
+  uint64_t sync_counter = 0;                // SyncPoint::counter (kCatchUp)
 };
 
 class RepairSession {

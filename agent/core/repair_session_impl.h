@@ -78,6 +78,16 @@ struct RepairSession::Impl {
               const std::optional<Entry>& local, const std::optional<Entry>& remote);
   void LocalError(const Status& s);
 
+  // ---- repair_catch_up.cc ----
+  // Our entry `e`, which the peer lacks: true if the rules of catch_up.h
+  // dispose of it here instead of sending it (an expired tombstone is purged
+  // unless we are catching up; an entry catch-up takes as deleted is deleted
+  // and purged).
+  bool DisposeUnsent(const Entry& e);
+  // A remote entry we lack that is not taken: an expired tombstone.
+  bool IgnoreRemote(const Entry& remote) const;
+  void PurgeLocal(const Entry& tombstone);
+
   // ---- repair_transfer.cc ----
   // `alt_source`: where the peer may hold the content instead (a conflict
   // copy it made of it), asked for if `source` is not found.
@@ -140,9 +150,14 @@ struct RepairSession::Impl {
   // Local operations awaiting OnApplied; a conflict copy carries the apply
   // that must wait for it.
   struct LocalOp {
+    LocalOp() = default;
+    LocalOp(std::string p, std::optional<Followup> t, const Hash256& d)
+        : path(std::move(p)), then(std::move(t)), digest(d) {}
     std::string path;
     std::optional<Followup> then;
-    Hash256 digest{};  // of the entry it applies (or copies)
+    Hash256 digest{};                  // of the entry it applies (or copies, or purges)
+    bool purge = false;                // a PurgeTombstone
+    std::optional<Entry> purge_after;  // a tombstone to purge once applied (catch-up)
   };
   std::map<uint64_t, LocalOp> ops;
   uint64_t next_op = 1;

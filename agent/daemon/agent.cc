@@ -6,6 +6,7 @@
 #include "agent/core/hash.h"
 #include "agent/daemon/check.h"
 #include "agent/daemon/logging.h"
+#include "agent/daemon/sync_keeper.h"
 #include "agent/io/clock.h"
 #include "gossync/version.h"
 
@@ -147,6 +148,12 @@ void Agent::OnReady() {
     return;
   }
   OnRootChanged();
+  // Catch-up bookkeeping (sync_keeper.h).
+  const uint64_t keep_every = KeepSyncIntervalMs(config_.tombstone_ttl_s * 1000);
+  sync_timer_ = io::Timer::Create(loop_->get());
+  sync_timer_->Start(keep_every, keep_every, [this] {
+    if (gossip_ && repair_) KeepSync(*gossip_, engine_.get(), repair_.get(), &sync_round_);
+  });
   ready_ = true;
   const LocalState& st = engine_->state();
   log->info("ready root={} entries={} scan_ms={}", core::ToHex(st.root), st.counts.live(),
@@ -176,6 +183,7 @@ void Agent::Shutdown(const std::string& why, int exit_code) {
   watchdog_timer_->Close();
   status_timer_->Close();
   observe_timer_->Close();
+  if (sync_timer_) sync_timer_->Close();
   sighup_->Close();
   // The second SIGTERM/SIGINT is ignored while we drain; systemd escalates
   // to SIGKILL after TimeoutStopSec if draining hangs.
@@ -304,6 +312,12 @@ nlohmann::json Agent::StatusJson() const {
       {"sessions", repair_ ? repair_->SessionsJson() : nlohmann::json::array()},
       {"last_sync", repair_ ? repair_->LastSyncJson() : nlohmann::json::array()},
       {"converged", Converged()},
+      {"sync_state",
+       {{"mode", s.sync_mode},
+        {"last_sync_ms", s.last_sync_ms},
+        {"tombstone_ttl_s", config_.tombstone_ttl_s},
+        {"tombstones_purged", s.tombstones_purged},
+        {"last_purge_ms", s.last_purge_ms}}},
       {"gossip_address", gossip_ ? gossip_->gossip_address() : ""},
   };
   j["counters"]["gossip"] = gossip_ ? gossip_->CountersJson() : nlohmann::json::object();

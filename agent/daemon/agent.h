@@ -71,6 +71,8 @@ class Agent {
   int64_t extended_ms_ = 0;  // last EXTEND_TIMEOUT_USEC while starting
   std::unique_ptr<io::SignalHandler> sigterm_, sigint_, sighup_;
   std::unique_ptr<io::Timer> watchdog_timer_, status_timer_, observe_timer_;
+  std::unique_ptr<io::Timer> sync_timer_;  // sync_keeper.h
+  uint64_t sync_round_ = 0;
   uint64_t started_ms_ = 0;
   bool ready_ = false;
   bool shutting_down_ = false;

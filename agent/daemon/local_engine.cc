@@ -8,6 +8,7 @@
 #include "agent/core/path.h"
 #include "agent/daemon/logging.h"
 #include "agent/io/clock.h"
+#include "agent/store/purge.h"
 #include "agent/store/scanner.h"
 
 namespace gossync::daemon {
@@ -31,6 +32,12 @@ size_t HashParallelism() {
 
 int64_t Now() { return static_cast<int64_t>(io::WallMillis()); }
 
+// A purge pass every tenth of the ttl, between 1 s and 1 h: an expired
+// tombstone goes within ttl / 10 (at most an hour) of its expiry.
+uint64_t PurgeIntervalMs(uint64_t ttl_ms) {
+  return std::clamp<uint64_t>(ttl_ms / 10, 1'000, 3'600'000);
+}
+
 }  // namespace
 
 struct LocalEngine::HashJob {
@@ -48,7 +55,8 @@ LocalEngine::LocalEngine(uv_loop_t* loop, const Config& config,
       on_root_changed_(std::move(on_root_changed)),
       strand_(std::make_unique<io::Strand>(loop)),
       rescan_timer_(io::Timer::Create(loop)),
-      retry_timer_(io::Timer::Create(loop)) {
+      retry_timer_(io::Timer::Create(loop)),
+      purge_timer_(io::Timer::Create(loop)) {
   state_.node_name = config.node;
 }
 
@@ -84,8 +92,12 @@ void LocalEngine::Start(std::function<void(const Status&)> on_ready) {
                              replica_->counts().live(), replica_->counts().tombstones,
                              replica_->load_ms(), core::ToHex(replica_->root()));
         Publish(replica_->root(), replica_->counts(), replica_->hlc());
+        PublishSync(replica_->sync_point());
         StartWatcher();
         Rescan("start");
+        // The first pass right away (it waits behind the scan on the strand).
+        const uint64_t every = PurgeIntervalMs(config_.tombstone_ttl_s * 1000);
+        purge_timer_->Start(0, every, [this] { Purge(); });
       });
   if (!posted.ok()) fail(posted);
 }
@@ -95,6 +107,7 @@ void LocalEngine::Stop(std::function<void()> done) {
   watcher_.reset();
   rescan_timer_->Stop();
   retry_timer_->Stop();
+  purge_timer_->Stop();
   strand_->Drain(std::move(done));
 }
 
@@ -117,6 +130,135 @@ void LocalEngine::Publish(const core::Hash256& root, const store::IndexCounts& c
     state_.root_changed_ms = Now();
     if (on_root_changed_) on_root_changed_(root);
   }
+}
+
+void LocalEngine::PublishSync(const core::SyncPoint& p) {
+  const uint64_t now = io::WallMillis();
+  SetSyncState(p, core::ModeAt(p, now, config_.tombstone_ttl_s * 1000));
+}
+
+void LocalEngine::SetSyncState(const core::SyncPoint& p, core::SyncMode mode) {
+  const std::string name = core::SyncModeName(mode);
+  if (name != state_.sync_mode || !sync_published_) {
+    const int64_t ago = p.wall_ms ? Now() - static_cast<int64_t>(p.wall_ms) : -1;
+    Logger("agent")->info("sync_mode mode={} was={} last_sync_ms={} last_sync_ago_s={}", name,
+                          state_.sync_mode, p.wall_ms, ago < 0 ? -1 : ago / 1000);
+  }
+  sync_published_ = true;
+  state_.sync_mode = name;
+  state_.last_sync_ms = static_cast<int64_t>(p.wall_ms);
+}
+
+void LocalEngine::KeepSync(std::optional<core::Hash256> peer_root,
+                           std::function<void(core::SyncMode)> done) {
+  if (!replica_ || stopping_) return;
+  struct Out {
+    core::SyncPoint point;
+    core::SyncMode mode = core::SyncMode::kNew;
+    bool timed_out = false;
+    Status status;
+  };
+  auto out = std::make_shared<Out>();
+  const uint64_t ttl = config_.tombstone_ttl_s * 1000;
+  Post(
+      [this, out, ttl, peer_root](store::Replica& r) {
+        const uint64_t now = r.WallNow();
+        core::SyncMode mode = core::ModeAt(r.sync_point(), now, ttl);
+        // Identical to a live peer right now (gossip's root against ours,
+        // read together with our counter on the strand): every change up
+        // to this counter is on that peer.
+        const core::SyncPoint here{now, r.counter()};
+        if (mode == core::SyncMode::kCurrent && peer_root && r.root() == *peer_root) {
+          out->status = r.RecordSync(here);
+        }
+        if (mode == core::SyncMode::kCatchUp) {
+          if (catch_up_since_ms_ == 0) {
+            catch_up_since_ms_ = now;
+          } else if (now - catch_up_since_ms_ > ttl) {
+            out->status = r.RecordSync(here);
+            out->timed_out = out->status.ok();
+            if (out->status.ok()) mode = core::SyncMode::kCurrent;
+          }
+        }
+        if (mode != core::SyncMode::kCatchUp) catch_up_since_ms_ = 0;
+        out->point = r.sync_point();
+        out->mode = mode;
+      },
+      [this, out, done = std::move(done)] {
+        if (!out->status.ok()) {
+          Logger("agent")->warn("sync_point_failed error=\"{}\"", out->status.message());
+        }
+        if (out->timed_out) {
+          Logger("agent")->warn(
+              "catch_up_timeout: no current peer met in tombstone_ttl_s={}; taking this node as "
+              "current (the whole cluster was away longer than the ttl)",
+              config_.tombstone_ttl_s);
+        }
+        SetSyncState(out->point, out->mode);
+        if (done) done(out->mode);
+      });
+}
+
+void LocalEngine::Purge() {
+  if (purging_ || !replica_ || stopping_) return;
+  purging_ = true;
+  PurgeFrom("", 0, 0, Now());
+}
+
+void LocalEngine::PurgeFrom(std::string cursor, uint64_t purged, uint64_t kept,
+                            int64_t started_ms) {
+  struct Out {
+    bool allowed = false;
+    Result<store::PurgeStepResult> step = Status::Internal("not run");
+    core::Hash256 root{};
+    store::IndexCounts counts;
+    uint64_t hlc = 0;
+  };
+  auto out = std::make_shared<Out>();
+  const uint64_t ttl = config_.tombstone_ttl_s * 1000;
+  const store::RootDir* rd = root_dir_.get();
+  Post(
+      [out, cursor = std::move(cursor), ttl, rd](store::Replica& r) {
+        const uint64_t now = r.WallNow();
+        // Checked at every step: a session may have changed the sync point.
+        out->allowed = store::MayPurge(r, now, ttl);
+        if (!out->allowed) return;
+        store::PurgeOptions o;
+        o.ttl_ms = ttl;
+        out->step = store::PurgeStep(r, *rd, now, o, cursor);
+        out->root = r.root();
+        out->counts = r.counts();
+        out->hlc = r.hlc();
+      },
+      [this, out, purged, kept, started_ms] {
+        auto log = Logger("scan");
+        if (!out->allowed) {
+          purging_ = false;
+          log->debug("tombstone_purge skipped reason=catch_up");
+          return;
+        }
+        if (!out->step.ok()) {
+          purging_ = false;
+          log->error("tombstone_purge_failed error=\"{}\"", out->step.status().message());
+          return;
+        }
+        const store::PurgeStepResult& step = *out->step;
+        if (step.purged > 0) {
+          state_.tombstones_purged += step.purged;
+          Publish(out->root, out->counts, out->hlc);
+        }
+        if (!step.next.empty() && !stopping_) {
+          PurgeFrom(step.next, purged + step.purged, kept + step.kept, started_ms);
+          return;
+        }
+        purging_ = false;
+        state_.last_purge_ms = Now();
+        const uint64_t total = purged + step.purged, left = kept + step.kept;
+        if (total > 0 || left > 0) {
+          log->info("tombstone_purge purged={} kept={} tombstones={} ms={}", total, left,
+                    out->counts.tombstones, state_.last_purge_ms - started_ms);
+        }
+      });
 }
 
 Status LocalEngine::SetIgnore(const std::vector<std::string>& patterns) {

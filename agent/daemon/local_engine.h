@@ -11,10 +11,12 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "agent/core/catch_up.h"
 #include "agent/core/hash.h"
 #include "agent/io/dir_watcher.h"
 #include "agent/io/timer.h"
@@ -49,6 +51,11 @@ struct LocalState {
   uint64_t hash_retries = 0;            // files that changed while hashed
   uint64_t walk_errors = 0;             // unreadable directories in the last scan
   uint64_t rejected = 0;                // observations the replica refused
+  // Tombstones and catch-up mode (docs/tombstones.md).
+  std::string sync_mode = "new";        // core::SyncModeName
+  int64_t last_sync_ms = 0;             // wall clock of the sync point; 0: never
+  uint64_t tombstones_purged = 0;       // by the purge job, since start
+  int64_t last_purge_ms = 0;            // wall clock when the last purge pass ended
 };
 
 class LocalEngine {
@@ -76,6 +83,15 @@ class LocalEngine {
   // read in `work`.
   void Publish(const core::Hash256& root, const store::IndexCounts& counts, uint64_t hlc);
 
+  // A repair session recorded sync point `p` (from the `after` of its work).
+  void PublishSync(const core::SyncPoint& p);
+  // Catch-up bookkeeping, run now and then (the agent's sync timer): on the
+  // strand, refreshes the sync point if this node is current and its root
+  // equals `peer_root` (an alive member's, from gossip); ends a catch-up that
+  // has lasted tombstone_ttl without meeting a current peer (the whole
+  // cluster was away). Then `done(mode)` on the loop.
+  void KeepSync(std::optional<core::Hash256> peer_root, std::function<void(core::SyncMode)> done);
+
   // Starts a full scan now unless one is running.
   void Rescan(const std::string& reason);
   // New ignore patterns (SIGHUP). The next scan applies them.
@@ -97,6 +113,10 @@ class LocalEngine {
                     std::vector<store::Observation> ready, std::function<void()> done);
   void Apply(std::vector<store::Observation> observations, std::function<void()> done);
   void Retry(std::vector<std::string> paths);
+  // The tombstone purge (store/purge.h): a pass of bounded strand items.
+  void Purge();
+  void PurgeFrom(std::string cursor, uint64_t purged, uint64_t kept, int64_t started_ms);
+  void SetSyncState(const core::SyncPoint& p, core::SyncMode mode);
 
   uv_loop_t* loop_;
   Config config_;
@@ -108,6 +128,11 @@ class LocalEngine {
   std::unique_ptr<io::DirWatcher> watcher_;
   std::unique_ptr<io::Timer> rescan_timer_;
   std::unique_ptr<io::Timer> retry_timer_;
+  std::unique_ptr<io::Timer> purge_timer_;
+  bool purging_ = false;            // a purge pass is in flight
+  bool sync_published_ = false;     // the sync mode was logged once
+  uint64_t catch_up_since_ms_ = 0;  // strand only: when KeepSync first saw catch-up
+
   std::set<std::string> pending_;  // watcher paths not yet looked at
   std::set<std::string> retry_;    // paths that changed while hashed
   bool processing_ = false;        // a watcher batch is in flight

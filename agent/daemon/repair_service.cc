@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "agent/core/catch_up.h"
 #include "agent/core/conflict.h"
 #include "agent/core/repair_session.h"
 #include "agent/daemon/logging.h"
@@ -62,6 +63,11 @@ struct RepairService::StoreSide {
   std::unique_ptr<store::RepairExecutor> executor;
   std::shared_ptr<const store::IgnoreMatcher> ignore;
   std::shared_ptr<store::OpenTemps> open_temps;
+  // Catch-up (agent/core/catch_up.h): our mode at the start, and the sync
+  // point a successful session records (the start's wall clock and counter:
+  // only what was indexed before the session is surely exchanged).
+  core::SyncMode mode = core::SyncMode::kNew;
+  core::SyncPoint start;
 };
 
 // What a strand item hands back to the loop.
@@ -74,6 +80,9 @@ struct RepairService::NetOut {
   store::IndexCounts counts;
   uint64_t hlc = 0;
   std::vector<std::string> applied;  // paths this item changed here
+  std::optional<core::SyncPoint> sync;  // recorded by this (finished) session
+  core::SyncMode mode = core::SyncMode::kNew;
+  std::string sync_error;
 };
 
 struct RepairService::Conn {
@@ -346,6 +355,7 @@ void RepairService::OnChannelReady(Conn* c, const std::string& peer) {
   opts.peer_root = c->peer_root;
   opts.idle_timeout_ms = int64_t(config_.repair.idle_timeout_s) * 1000;
   opts.session_timeout_ms = int64_t(config_.repair.session_timeout_s) * 1000;
+  opts.tombstone_ttl_ms = config_.tombstone_ttl_s * 1000;
   auto side = std::make_shared<StoreSide>();
   side->ignore = engine_->ignore();
   side->open_temps = open_temps_;
@@ -357,6 +367,13 @@ void RepairService::OnChannelReady(Conn* c, const std::string& peer) {
   engine_->Post(
       [side, opts, root, temp](store::Replica& r) mutable {
         opts.hlc = r.hlc();
+        // Tombstone expiry and catch-up mode are decided as of now.
+        opts.wall_ms = r.WallNow();
+        opts.node_id = r.node_id();
+        opts.sync_counter = r.sync_point().counter;
+        opts.sync_mode = core::ModeAt(r.sync_point(), opts.wall_ms, opts.tombstone_ttl_ms);
+        side->mode = opts.sync_mode;
+        side->start = core::SyncPoint{opts.wall_ms, r.counter()};
         side->dataset = std::make_unique<store::ReplicaDataset>(&r);
         side->session = std::make_unique<core::RepairSession>(opts, side->dataset.get());
         store::RepairContext ctx{&r, root, temp, side->ignore.get(), side->open_temps.get()};
@@ -389,6 +406,17 @@ void RepairService::RunOnStore(
         }
         out->stats = side->session->stats();
         out->applied = side->executor->TakeAppliedPaths();
+        out->mode = side->mode;
+        const auto& hello = side->session->peer_hello();
+        if (out->finished && !side->session->dry_run() && hello &&
+            core::SessionIsSyncPoint(side->mode, hello->flags)) {
+          Status s = r.RecordSync(side->start);
+          if (s.ok()) {
+            out->sync = r.sync_point();
+          } else {
+            out->sync_error = s.message();
+          }
+        }
         out->root = r.root();
         out->counts = r.counts();
         out->hlc = r.hlc();
@@ -401,6 +429,14 @@ void RepairService::RunOnStore(
       },
       [this, id, out] {
         engine_->Publish(out->root, out->counts, out->hlc);
+        if (out->sync) engine_->PublishSync(*out->sync);
+        if (!out->sync_error.empty()) {
+          Logger("repair")->warn("session={} sync_point_failed error=\"{}\"", id, out->sync_error);
+        }
+        if (out->sync && out->mode == core::SyncMode::kCatchUp) {
+          Logger("repair")->info("session={} catch_up_done taken_as_deleted={}", id,
+                                 out->stats.taken_as_deleted);
+        }
         auto it = conns_.find(id);
         if (it == conns_.end()) return;
         HandleOut(it->second.get(), *out);
@@ -494,11 +530,12 @@ void RepairService::End(Conn* c, bool ok, const std::string& error) {
     log->info(
         "session={} done peer={} role={} dry_run={} entries_in={} entries_out={} applied={} "
         "conflicts={} blocks_in={} blocks_reused={} bytes_in={} bytes_out={} wire_in={} "
-        "wire_out={} levels={} ms={}",
+        "wire_out={} levels={} purged={} taken_as_deleted={} stale_ignored={} ms={}",
         id, c->peer, c->initiator ? "initiator" : "responder", c->dry_run, s.stats.entries_received,
         s.stats.entries_sent, s.stats.entries_applied, s.stats.conflicts,
         s.stats.blocks_received, s.stats.blocks_reused, s.stats.content_bytes_received,
         s.stats.content_bytes_sent, s.wire_bytes_in, s.wire_bytes_out, s.stats.descent_levels,
+        s.stats.tombstones_purged, s.stats.taken_as_deleted, s.stats.stale_ignored,
         s.ended_ms - s.started_ms);
   } else {
     log->info("session={} failed peer={} role={} dry_run={} error=\"{}\" applied={} blocks_in={} "

@@ -6,7 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <type_traits>
 #include <utility>
@@ -300,6 +302,7 @@ struct Index::Statements {
   sqlite3_stmt* get = nullptr;
   sqlite3_stmt* bucket = nullptr;
   sqlite3_stmt* all = nullptr;
+  sqlite3_stmt* after = nullptr;
   sqlite3_stmt* under = nullptr;
   sqlite3_stmt* bucket_range = nullptr;
   sqlite3_stmt* bucket_keys = nullptr;
@@ -313,8 +316,8 @@ struct Index::Statements {
   sqlite3_stmt* commit = nullptr;
 
   ~Statements() {
-    for (sqlite3_stmt* st : {get, bucket, all, under, bucket_range, bucket_keys, stats, digests,
-                             counts, put, del, set_meta, begin, commit}) {
+    for (sqlite3_stmt* st : {get, bucket, all, after, under, bucket_range, bucket_keys, stats,
+                             digests, counts, put, del, set_meta, begin, commit}) {
       sqlite3_finalize(st);
     }
   }
@@ -459,6 +462,10 @@ Status Index::LoadMeta() {
     } else if (key == "tree_depth") {
       m.tree_depth = static_cast<int>(sqlite3_column_int64(st, 1));
       have_depth = true;
+    } else if (key == "last_sync_ms") {
+      m.last_sync_ms = FromDb(sqlite3_column_int64(st, 1));  // optional
+    } else if (key == "sync_counter") {
+      m.sync_counter = FromDb(sqlite3_column_int64(st, 1));  // optional
     }
     // Unknown keys are from a later minor version: ignored.
   }
@@ -485,6 +492,8 @@ Status Index::Prepare() {
   GOSSYNC_RETURN_IF_ERROR(
       prep(&s.bucket, "SELECT " + cols + " FROM entries WHERE bucket = ? ORDER BY path"));
   GOSSYNC_RETURN_IF_ERROR(prep(&s.all, "SELECT " + cols + " FROM entries ORDER BY path"));
+  GOSSYNC_RETURN_IF_ERROR(
+      prep(&s.after, "SELECT " + cols + " FROM entries WHERE path > ? ORDER BY path LIMIT ?"));
   // Everything below a directory: "dir/" < path < "dir0" ('0' follows '/').
   GOSSYNC_RETURN_IF_ERROR(prep(&s.under, "SELECT " + cols +
                                              " FROM entries WHERE path > ?1 || '/' AND "
@@ -586,6 +595,22 @@ Result<std::vector<IndexRecord>> Index::GetBucket(uint32_t bucket) {
 Status Index::ForEach(const std::function<Status(const IndexRecord&)>& fn) {
   sqlite3_stmt* st = stmts_->all;
   ScopedReset reset(st);
+  int rc;
+  IndexRecord rec;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    GOSSYNC_RETURN_IF_ERROR(DecodeRecord(st, db_path_, &rec));
+    GOSSYNC_RETURN_IF_ERROR(fn(rec));
+  }
+  if (rc != SQLITE_DONE) return SqlError(db_, rc, "read entries", db_path_);
+  return Status::Ok();
+}
+
+Status Index::ForEachAfter(std::string_view after, size_t limit,
+                           const std::function<Status(const IndexRecord&)>& fn) {
+  sqlite3_stmt* st = stmts_->after;
+  ScopedReset reset(st);
+  sqlite3_bind_text(st, 1, after.data(), static_cast<int>(after.size()), SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
   int rc;
   IndexRecord rec;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -784,7 +809,8 @@ Index::Transaction::Transaction(Transaction&& o) noexcept
       durable_(o.durable_),
       counter_(o.counter_),
       hlc_(o.hlc_),
-      reserved_(o.reserved_) {}
+      reserved_(o.reserved_),
+      sync_(o.sync_) {}
 
 Index::Transaction::~Transaction() {
   if (index_) index_->EndTransaction(durable_);
@@ -807,12 +833,18 @@ Status Index::Transaction::Commit() {
   if (counter_) s = ix->WriteMeta("counter", *counter_);
   if (s.ok() && hlc_) s = ix->WriteMeta("hlc", *hlc_);
   if (s.ok() && reserved_) s = ix->WriteMeta("counter_reserved", *reserved_);
+  if (s.ok() && sync_) s = ix->WriteMeta("last_sync_ms", sync_->first);
+  if (s.ok() && sync_) s = ix->WriteMeta("sync_counter", sync_->second);
   if (s.ok()) s = ix->Step(ix->stmts_->commit, "commit");
   ix->EndTransaction(durable_);
   if (!s.ok()) return s;
   if (counter_) ix->meta_.counter = *counter_;
   if (hlc_) ix->meta_.hlc = *hlc_;
   if (reserved_) ix->meta_.counter_reserved = *reserved_;
+  if (sync_) {
+    ix->meta_.last_sync_ms = sync_->first;
+    ix->meta_.sync_counter = sync_->second;
+  }
   return Status::Ok();
 }
 

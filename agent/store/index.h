@@ -39,6 +39,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "agent/core/entry.h"
@@ -66,6 +67,10 @@ struct IndexMeta {
   uint64_t counter_reserved = 0;
   uint64_t hlc = 0;    // the last HLC timestamp issued or merged
   int tree_depth = 0;  // depth the `bucket` column was computed for
+  // The last sync point (core::SyncPoint, agent/core/catch_up.h): wall ms
+  // and this node's counter then. Both 0: never synced.
+  uint64_t last_sync_ms = 0;
+  uint64_t sync_counter = 0;
 };
 
 // One row of `entries`.
@@ -139,6 +144,11 @@ class Index {
   // Stops at, and returns, the first non-OK status of `fn`.
   // REQUIRES: `fn` does not call back into this Index.
   Status ForEach(const std::function<Status(const IndexRecord&)>& fn);
+  // At most `limit` rows whose path sorts after `after` (all rows for ""),
+  // in path order: a full pass in bounded steps (the tombstone purge).
+  // Same rules as ForEach.
+  Status ForEachAfter(std::string_view after, size_t limit,
+                      const std::function<Status(const IndexRecord&)>& fn);
   // The same for the rows strictly below directory `dir` ("a" yields "a/x"
   // and "a/x/y", not "a" or "ab"), in path order.
   Status ForEachUnder(std::string_view dir, const std::function<Status(const IndexRecord&)>& fn);
@@ -184,6 +194,7 @@ class Index {
     void SetCounter(uint64_t counter) { counter_ = counter; }
     void SetHlc(uint64_t hlc) { hlc_ = hlc; }
     void SetCounterReserved(uint64_t reserved) { reserved_ = reserved; }
+    void SetSyncPoint(uint64_t wall_ms, uint64_t counter) { sync_ = {wall_ms, counter}; }
     // On failure the transaction is rolled back. Either way it is finished.
     Status Commit();
 
@@ -195,6 +206,7 @@ class Index {
     std::optional<uint64_t> counter_;
     std::optional<uint64_t> hlc_;
     std::optional<uint64_t> reserved_;
+    std::optional<std::pair<uint64_t, uint64_t>> sync_;
   };
 
   // Takes the write lock. Unavailable if another process holds it longer than

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "agent/core/path.h"
+#include "agent/store/purge.h"
 #include "agent/store/scanner.h"
 
 namespace gossync::store {
@@ -129,6 +130,9 @@ std::optional<Completion> RepairExecutor::Execute(const core::RepairAction& acti
   if (const auto* a = std::get_if<r::MakeConflictCopy>(&action)) {
     return completion::Applied{a->op, Copy(*a)};
   }
+  if (const auto* a = std::get_if<r::PurgeTombstone>(&action)) {
+    return completion::Applied{a->op, Purge(*a)};
+  }
   if (const auto* a = std::get_if<r::ReadBlockList>(&action)) {
     Result<core::BlockListInfo> list = ReadBlockList(*a);
     ++(list.ok() ? stats_.reads_served : stats_.read_errors);
@@ -192,6 +196,26 @@ RepairExecutor::Actions RepairExecutor::Drive(core::RepairSession& session, Acti
     EndSession(finished);
   }
   return out;
+}
+
+// ---- Purging ----
+
+Status RepairExecutor::Purge(const r::PurgeTombstone& a) {
+  const core::Entry& t = a.tombstone;
+  const core::Hash256 digest = t.Digest();
+  Result<std::optional<IndexRecord>> rec = ctx_.replica->Get(t.path);
+  if (!rec.ok()) return rec.status();
+  if (!*rec || (*rec)->entry.live() || (*rec)->digest != digest) {
+    return Refused(Status::Aborted(t.path + " changed in the index since the decision"));
+  }
+  Result<bool> blocked = PurgeBlocked(*ctx_.root, t);
+  if (!blocked.ok()) return blocked.status();
+  if (*blocked) return Status::Aborted(t.path + ": the directory is still on disk");
+  Result<size_t> n = ctx_.replica->PurgeTombstones({{t.path, digest}});
+  if (!n.ok()) return n.status();
+  if (*n == 0) return Refused(Status::Aborted(t.path + " changed in the index"));
+  ++stats_.tombstones_purged;
+  return Status::Ok();
 }
 
 // ---- Pulling ----

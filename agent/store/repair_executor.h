@@ -66,6 +66,10 @@
 //    next session's conflict (a directory beats a file) and the peer's
 //    content becomes a conflict copy, instead of both sides refusing each
 //    other's version forever.
+//  * A purge (an expired tombstone the peer lacks, or one catch-up made)
+//    removes only the index row that still holds exactly that tombstone,
+//    and not while its directory is still on disk (purge.h); nothing on disk
+//    changes.
 //  * Serving reads only a path the index holds as a live file with the asked
 //    hash, through RootDir (no symlink in any component), and only while the
 //    file's stat matches the index (else Aborted: "changed").
@@ -154,6 +158,7 @@ struct ExecutorStats {
   uint64_t parents_revived = 0;       // tombstoned directories made live again
   uint64_t dirs_kept = 0;             // directory tombstones whose directory stays for now
   uint64_t dirs_reasserted = 0;       // directories kept over a peer's file or symlink
+  uint64_t tombstones_purged = 0;     // PurgeTombstone (purge.h)
   uint64_t reads_served = 0;          // ReadBlockList + ReadBlocks that succeeded
   uint64_t read_errors = 0;
   uint64_t bytes_served = 0;
@@ -171,7 +176,8 @@ class RepairExecutor {
   RepairExecutor& operator=(const RepairExecutor&) = delete;
 
   // Runs one local action (PullFile, WriteBlock, CommitFile, AbandonPull,
-  // ApplyMeta, MakeConflictCopy, ReadBlockList, ReadBlocks) and returns its
+  // ApplyMeta, MakeConflictCopy, PurgeTombstone, ReadBlockList, ReadBlocks)
+  // and returns its
   // completion; nullopt for WriteBlock and AbandonPull, which have none.
   // REQUIRES: not a Send, Abort or Finished.
   std::optional<Completion> Execute(const core::RepairAction& action);
@@ -209,6 +215,7 @@ class RepairExecutor {
   Status Commit(const core::repair::CommitFile& a);
   Status Apply(const core::repair::ApplyMeta& a);
   Status Copy(const core::repair::MakeConflictCopy& a);
+  Status Purge(const core::repair::PurgeTombstone& a);
   Result<core::BlockListInfo> ReadBlockList(const core::repair::ReadBlockList& a);
   Result<std::vector<std::vector<uint8_t>>> ReadBlocks(const core::repair::ReadBlocks& a);
   void ClosePull(std::map<uint64_t, OpenPull>::iterator it);

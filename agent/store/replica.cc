@@ -378,6 +378,38 @@ Result<EntryChange> Replica::Reassert(std::string_view path) {
   return EntryChange{std::move(rec.entry), old_digest, rec.digest};
 }
 
+Result<size_t> Replica::PurgeTombstones(
+    const std::vector<std::pair<std::string, core::Hash256>>& rows) {
+  if (rows.empty()) return size_t{0};
+  Result<Index::Transaction> txn = index_->Begin();
+  if (!txn.ok()) return txn.status();
+  std::vector<std::pair<uint32_t, core::Hash256>> gone;
+  for (const auto& [path, digest] : rows) {
+    Result<std::optional<IndexRecord>> got = txn->Get(path);
+    if (!got.ok()) return got.status();
+    if (!*got || (*got)->digest != digest || (*got)->entry.live()) continue;
+    GOSSYNC_RETURN_IF_ERROR(txn->Delete(path));
+    gone.emplace_back(tree_.BucketOf(path), digest);
+  }
+  if (gone.empty()) return size_t{0};  // the transaction rolls back
+  GOSSYNC_RETURN_IF_ERROR(txn->Commit());
+  for (const auto& [bucket, digest] : gone) {
+    GOSSYNC_CHECK(tree_.Remove(bucket, digest));
+    counts_.tombstones -= 1;
+  }
+  return gone.size();
+}
+
+Status Replica::RecordSync(const core::SyncPoint& p) {
+  const core::SyncPoint now = sync_point();
+  const core::SyncPoint next{std::max(now.wall_ms, p.wall_ms), std::max(now.counter, p.counter)};
+  if (next == now) return Status::Ok();
+  Result<Index::Transaction> txn = index_->Begin();
+  if (!txn.ok()) return txn.status();
+  txn->SetSyncPoint(next.wall_ms, next.counter);
+  return txn->Commit();
+}
+
 Result<ScanDiff> Replica::FullScanDiff(const std::vector<Observation>& walked) {
   std::vector<size_t> order(walked.size());
   for (size_t i = 0; i < walked.size(); ++i) {

@@ -33,6 +33,7 @@
 #include <utility>
 #include <vector>
 
+#include "agent/core/catch_up.h"
 #include "agent/core/entry.h"
 #include "agent/core/hash.h"
 #include "agent/core/hlc.h"
@@ -154,6 +155,22 @@ class Replica {
   // beats a file) instead of refusing it forever. NotFound if `path` holds
   // no live entry. Same transaction and counter rules as ApplyLocal.
   Result<EntryChange> Reassert(std::string_view path);
+
+  // Removes the index rows of tombstones (path, digest), each only if the
+  // index still holds exactly that tombstone, in ONE transaction; the tree
+  // and the counts follow. Nothing on disk changes. Returns how many went.
+  // For the tombstone purge (purge.h); an index error leaves all in place.
+  Result<size_t> PurgeTombstones(const std::vector<std::pair<std::string, core::Hash256>>& rows);
+
+  // The last sync point (agent/core/catch_up.h), kept in the index meta.
+  core::SyncPoint sync_point() const {
+    return {index_->meta().last_sync_ms, index_->meta().sync_counter};
+  }
+  // Records `p` as the last sync point; each field only moves forward (two
+  // sessions may finish out of order). One small transaction.
+  Status RecordSync(const core::SyncPoint& p);
+  // The injected wall clock, ms since the epoch.
+  uint64_t WallNow() const { return clock_(); }
 
   // Compares a full walk (stat only; hashes not known yet) with the index,
   // streaming the index in path order. REQUIRES: every walked observation

@@ -44,6 +44,27 @@ void MemDataset::Put(const Entry& e, std::string content) {
   }
 }
 
+bool MemDataset::Erase(std::string_view path) {
+  auto it = entries_.find(path);
+  if (it == entries_.end()) return false;
+  const Entry& e = it->second;
+  if (e.live() && e.kind == EntryKind::kFile) {
+    auto h = live_files_by_hash_.find(e.hash);
+    h->second.erase(it->first);
+    if (h->second.empty()) live_files_by_hash_.erase(h);
+  }
+  const uint32_t bucket = tree_.BucketOf(path);
+  auto d = digests_.find(path);
+  GOSSYNC_CHECK(tree_.Remove(bucket, d->second));
+  digests_.erase(d);
+  auto b = buckets_.find(bucket);
+  b->second.erase(it->first);
+  if (b->second.empty()) buckets_.erase(b);
+  content_.erase(it->first);
+  entries_.erase(it);
+  return true;
+}
+
 void MemDataset::CopyFrom(const MemDataset& other) {
   GOSSYNC_CHECK(other.depth_ == depth_);
   if (entries_.empty()) {  // the fast way: the maps as they are, the tree from the digests
@@ -339,6 +360,19 @@ bool MemDriver::Execute(const core::RepairAction& action) {
     if (s.ok()) {
       data_->Put(a->copy, *data_->Content(a->from));
       ++counters_.copies;
+    }
+    const uint64_t op = a->op;
+    completions_.push_back(
+        [op, s](core::RepairSession& ss, int64_t now) { return ss.OnApplied(now, op, s); });
+    return true;
+  }
+  if (const auto* a = std::get_if<r::PurgeTombstone>(&action)) {
+    ++counters_.local_actions;
+    Status s = CheckExpected(a->tombstone.path, a->tombstone);
+    if (s.ok() && !a->tombstone.deleted) s = Status::InvalidArgument("not a tombstone");
+    if (s.ok()) {
+      data_->Erase(a->tombstone.path);
+      ++counters_.purges;
     }
     const uint64_t op = a->op;
     completions_.push_back(

@@ -41,6 +41,8 @@ class MemDataset : public core::DatasetView {
   // content. REQUIRES: ValidateEntry(e); for a live file SHA-256(content)
   // == e.hash and content.size() == e.size.
   void Put(const core::Entry& e, std::string content = {});
+  // Removes the entry at `path` (as a purge does); false if there is none.
+  bool Erase(std::string_view path);
   // Copies everything of `other` (same depth) but its temp files.
   void CopyFrom(const MemDataset& other);
 
@@ -98,6 +100,11 @@ class MemNode {
   void Chmod(const std::string& path, uint32_t mode);  // REQUIRES: a live entry
   // Takes `other`'s dataset as its own (a common ancestor).
   void CopyFrom(const MemNode& other);
+  // The last counter and wall clock (ms) this node used.
+  uint64_t counter() const { return counter_; }
+  uint64_t clock_ms() const { return clock_ms_; }
+  // Time passes (a node away, a ttl running out): later changes are stamped later.
+  void AdvanceClock(uint64_t ms) { clock_ms_ += ms; }
 
  private:
   // A new version of `path`: the old VV with this node's counter bumped.
@@ -119,7 +126,7 @@ class MemDriver {
   explicit MemDriver(MemDataset* data) : data_(data) {}
 
   // Runs one local action (PullFile, WriteBlock, CommitFile, AbandonPull,
-  // ApplyMeta, MakeConflictCopy, ReadBlockList, ReadBlocks) and queues its
+  // ApplyMeta, MakeConflictCopy, PurgeTombstone, ReadBlockList, ReadBlocks) and queues its
   // completion, if it has one. Returns false for any other action.
   bool Execute(const core::RepairAction& a);
   // Completions not yet delivered, in order.
@@ -138,6 +145,7 @@ class MemDriver {
     uint64_t commits = 0;
     uint64_t applies = 0;
     uint64_t copies = 0;
+    uint64_t purges = 0;
     uint64_t reads = 0;
   };
   const Counters& counters() const { return counters_; }

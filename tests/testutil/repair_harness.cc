@@ -99,6 +99,8 @@ Link::Link(MemNode& a, MemNode& b, LinkOptions options) {
     o->max_active_large_pulls = options.max_active_large_pulls;
   }
   if (options.root_hint) oa.peer_root = b.data().Root();
+  if (options.tune_a) options.tune_a(oa);
+  if (options.tune_b) options.tune_b(ob);
   a_ = std::make_unique<Endpoint>(&a, std::move(oa), options.max_frame_bytes);
   b_ = std::make_unique<Endpoint>(&b, std::move(ob), options.max_frame_bytes);
 }

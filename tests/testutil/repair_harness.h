@@ -71,6 +71,9 @@ struct LinkOptions {
   size_t max_in_flight_blocks = core::kMaxInFlightBlocks;
   size_t max_active_pulls = 64;
   size_t max_active_large_pulls = 4;
+  // Last say on each side's options (tombstone ttl, catch-up mode, ...).
+  std::function<void(core::RepairOptions&)> tune_a = nullptr;
+  std::function<void(core::RepairOptions&)> tune_b = nullptr;
 };
 
 class Link {

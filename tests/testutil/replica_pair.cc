@@ -288,6 +288,8 @@ SessionPair::SessionPair(ReplicaNode& a, ReplicaNode& b, PairOptions options) {
     o.max_in_flight_blocks = options.max_in_flight_blocks;
     o.dry_run = initiator && options.dry_run;
     if (initiator && options.root_hint) o.peer_root = peer.replica().root();
+    const auto& tune = initiator ? options.tune_a : options.tune_b;
+    if (tune) tune(o);
     return std::make_unique<Side>(&self, std::move(o));
   };
   a_ = make(a, b, true);

@@ -94,6 +94,9 @@ struct PairOptions {
   bool dry_run = false;
   bool root_hint = true;  // the initiator knows the responder's root
   size_t max_in_flight_blocks = core::kMaxInFlightBlocks;
+  // Last say on each side's options (tombstone ttl, catch-up mode, ...).
+  std::function<void(core::RepairOptions&)> tune_a = nullptr;
+  std::function<void(core::RepairOptions&)> tune_b = nullptr;
 };
 
 class SessionPair {

@@ -193,3 +193,19 @@ TEST_CASE("ParseHostPort: accepts addresses and names, rejects the rest", "[conf
 
 }  // namespace
 }  // namespace gossync
+
+namespace gossync {
+namespace {
+
+TEST_CASE("Config: tombstone_ttl_s goes down to 60 seconds, no lower", "[config]") {
+  ConfigLoad ok = ParseConfig(std::string(kMinimal) + "tombstone_ttl_s = 60\n", "ttl.toml");
+  INFO(AllErrors(ok));
+  REQUIRE(ok.ok());
+  CHECK(ok.config.tombstone_ttl_s == 60);
+  ConfigLoad low = ParseConfig(std::string(kMinimal) + "tombstone_ttl_s = 59\n", "ttl.toml");
+  CHECK_FALSE(low.ok());
+  CHECK(HasError(low, "tombstone_ttl_s: must be between 60"));
+}
+
+}  // namespace
+}  // namespace gossync
