@@ -81,7 +81,7 @@ std::string Differences(const MemDataset& a, const MemDataset& b) {
 
 // ---- Expired tombstones ----
 
-TEST_CASE("Purge: an expired tombstone is not sent to a peer that lacks it; the holder purges it",
+TEST_CASE("Purge: an expired tombstone is not sent to a peer that lacks it, the holder purges it",
           "[purge_session]") {
   for (bool holder_initiates : {true, false}) {
     INFO("holder initiates: " << holder_initiates);
