@@ -114,7 +114,10 @@ TEST_CASE(
   if (!WaitFor([&] { return Tombstones(c[0]) == 0 && Tombstones(c[1]) == 0; }, seconds(120))) {
     FAIL(c.Diagnose());
   }
-  CHECK(c[0].Status()["sync_state"]["tombstones_purged"] == 2);
+  // The first node to expire them purges them with its purge job; the other
+  // may purge its copies the same way or when a session meets them.
+  auto purged = [](Agent& a) { return a.Status()["sync_state"]["tombstones_purged"].get<int>(); };
+  CHECK(purged(c[0]) + purged(c[1]) >= 2);
 
   // Written into the stopped node's data dir: a new file, an edit.
   WriteFile(back.data_dir() + "/written-while-away.txt", "from cnode");
