@@ -123,6 +123,10 @@ class Membership {
 
   // Our dataset, as the next Gossip advertises it.
   void SetLocalState(const Hash256& root, uint64_t entry_count, uint64_t hlc);
+  // Gossips our state now, to gossip_fanout random members, instead of at
+  // the next round: the daemon calls it when the root changes, so a change
+  // starts spreading at once. Nothing before the first Tick or after Leave.
+  void PushState(uint64_t now_ms, Actions* out);
   // Replaces the seed list (SIGHUP).
   void SetSeeds(std::vector<std::string> seeds);
   // Adds members known from elsewhere (a member list persisted by the last

@@ -538,6 +538,11 @@ void Membership::GossipRound(uint64_t now, size_t fanout, Actions* out) {
   }
 }
 
+void Membership::PushState(uint64_t now, Actions* out) {
+  if (!started_ || self_state_ == MemberState::kLeft) return;
+  GossipRound(now, config_.gossip_fanout, out);
+}
+
 void Membership::Leave(uint64_t now, Actions* out) {
   if (!started_) Start(now);
   if (self_state_ == MemberState::kLeft) return;

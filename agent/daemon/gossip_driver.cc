@@ -158,6 +158,7 @@ Status GossipDriver::Start(const std::string& repair_addr) {
   if (Status s = mc.Validate(); !s.ok()) return s.Prefixed("gossip");
   membership_ = std::make_unique<core::Membership>(std::move(mc));
   timer_ = io::Timer::Create(loop_);
+  push_timer_ = io::Timer::Create(loop_);
   log->info("gossip_started listen={} advertise={} seeds={} boot_id={}", config_.gossip.listen,
             membership_->config().gossip_addr, membership_->config().seeds.size(),
             membership_->boot_id());
@@ -166,7 +167,25 @@ Status GossipDriver::Start(const std::string& repair_addr) {
 }
 
 void GossipDriver::SetLocalState(const core::Hash256& root, uint64_t entries, uint64_t hlc) {
-  if (membership_) membership_->SetLocalState(root, entries, hlc);
+  if (!membership_) return;
+  bool changed = root != advertised_root_;
+  advertised_root_ = root;
+  membership_->SetLocalState(root, entries, hlc);
+  if (!changed || leaving_) return;
+  // A new root is pushed at once rather than at the next round, at most once
+  // per kPushSpacingMs (a repair publishes many roots in a row).
+  uint64_t now = Now();
+  if (now >= last_push_ms_ + kPushSpacingMs) {
+    last_push_ms_ = now;
+    membership_->PushState(now, &actions_);
+    Execute(actions_);
+  } else if (!push_timer_->active()) {
+    push_timer_->Start(last_push_ms_ + kPushSpacingMs - now, [this] {
+      last_push_ms_ = Now();
+      membership_->PushState(last_push_ms_, &actions_);
+      Execute(actions_);
+    });
+  }
 }
 
 Status GossipDriver::Reload(const Config& next) {
@@ -193,6 +212,7 @@ void GossipDriver::Leave(std::function<void()> done) {
   leave_timer_ = io::Timer::Create(loop_);
   leave_timer_->Start(config_.gossip.interval_ms, [this, done = std::move(done)] {
     timer_->Close();
+    push_timer_->Close();
     socket_.reset();
     if (done) done();
   });

@@ -75,6 +75,10 @@ class GossipDriver {
   std::unique_ptr<io::UdpSocket> socket_;
   std::unique_ptr<io::Timer> timer_;
   std::unique_ptr<io::Timer> leave_timer_;
+  std::unique_ptr<io::Timer> push_timer_;
+  core::Hash256 advertised_root_{};
+  uint64_t last_push_ms_ = 0;
+  static constexpr uint64_t kPushSpacingMs = 50;
   std::unique_ptr<core::Membership> membership_;
   core::Actions actions_;
   std::map<std::string, uint64_t> drops_;  // by reason, before the state machine

@@ -227,31 +227,12 @@ void RepairService::Dial(const core::SessionRequest& req, bool dry_run) {
           [this, id](const std::string& peer) {
             if (conns_.count(id)) OnChannelReady(conns_[id].get(), peer);
           },
-          [this, id](std::vector<uint8_t> body) {
-            if (!conns_.count(id)) return;
-            auto msg = std::make_shared<Result<core::RepairMessage>>(
-                wire::DecodeMessage(body, config_.repair.max_frame_bytes));
-            RunOnStore(conns_[id].get(), [msg](StoreSide& s, int64_t now) {
-              if (!msg->ok()) {
-                return s.session->OnProtocolError(now, wire::DecodeErrorCounter(msg->status()),
-                                                  msg->status().message());
-              }
-              return s.session->OnMessage(now, std::move(msg->value()));
-            });
-          },
+          [this, id](std::vector<uint8_t> body) { OnFrame(id, std::move(body)); },
           [this, id](const Status& why) {
             if (!conns_.count(id)) return (void)closing_.erase(id);
             Conn* conn = conns_[id].get();
             if (!conn->session_started) return End(conn, false, "connect: " + why.message());
-            RunOnStore(conn, [why](StoreSide& s, int64_t now) {
-              if (!why.ok()) {
-                std::string counter = why.message().rfind("truncated", 0) == 0 ? "truncated"
-                                      : why.code() == Code::kLimitExceeded ? "frame_too_large"
-                                                                            : "connection";
-                return s.session->OnProtocolError(now, counter, why.message());
-              }
-              return s.session->OnPeerClosed(now);
-            });
+            OnStreamEnd(conn, why);
           }));
 }
 
@@ -277,18 +258,7 @@ void RepairService::OnAccept(std::unique_ptr<io::TcpStream> stream) {
             }
             OnChannelReady(conn, peer);
           },
-          [this, id](std::vector<uint8_t> body) {
-            if (!conns_.count(id)) return;
-            auto msg = std::make_shared<Result<core::RepairMessage>>(
-                wire::DecodeMessage(body, config_.repair.max_frame_bytes));
-            RunOnStore(conns_[id].get(), [msg](StoreSide& s, int64_t now) {
-              if (!msg->ok()) {
-                return s.session->OnProtocolError(now, wire::DecodeErrorCounter(msg->status()),
-                                                  msg->status().message());
-              }
-              return s.session->OnMessage(now, std::move(msg->value()));
-            });
-          },
+          [this, id](std::vector<uint8_t> body) { OnFrame(id, std::move(body)); },
           [this, id](const Status& why) {
             if (!conns_.count(id)) return (void)closing_.erase(id);
             Conn* conn = conns_[id].get();
@@ -301,16 +271,33 @@ void RepairService::OnAccept(std::unique_ptr<io::TcpStream> stream) {
               conns_.erase(id);
               return;
             }
-            RunOnStore(conn, [why](StoreSide& s, int64_t now) {
-              if (!why.ok()) {
-                std::string counter = why.message().rfind("truncated", 0) == 0 ? "truncated"
-                                      : why.code() == Code::kLimitExceeded ? "frame_too_large"
-                                                                            : "connection";
-                return s.session->OnProtocolError(now, counter, why.message());
-              }
-              return s.session->OnPeerClosed(now);
-            });
+            OnStreamEnd(conn, why);
           }));
+}
+
+void RepairService::OnFrame(uint64_t id, std::vector<uint8_t> body) {
+  auto it = conns_.find(id);
+  if (it == conns_.end()) return;
+  // Decoding is cheap and needs no store: done here, on the loop.
+  auto msg = std::make_shared<Result<core::RepairMessage>>(
+      wire::DecodeMessage(body, config_.repair.max_frame_bytes));
+  RunOnStore(it->second.get(), [msg](StoreSide& s, int64_t now) {
+    if (!msg->ok()) {
+      return s.session->OnProtocolError(now, wire::DecodeErrorCounter(msg->status()),
+                                        msg->status().message());
+    }
+    return s.session->OnMessage(now, std::move(msg->value()));
+  });
+}
+
+void RepairService::OnStreamEnd(Conn* c, const Status& why) {
+  RunOnStore(c, [why](StoreSide& s, int64_t now) {
+    if (why.ok()) return s.session->OnPeerClosed(now);
+    std::string counter = why.message().rfind("truncated", 0) == 0 ? "truncated"
+                          : why.code() == Code::kLimitExceeded   ? "frame_too_large"
+                                                                  : "connection";
+    return s.session->OnProtocolError(now, counter, why.message());
+  });
 }
 
 void RepairService::OnChannelReady(Conn* c, const std::string& peer) {

@@ -94,6 +94,9 @@ class RepairService {
   void Dial(const core::SessionRequest& req, bool dry_run);
   void OnAccept(std::unique_ptr<io::TcpStream> stream);
   void OnChannelReady(Conn* c, const std::string& peer);
+  void OnFrame(uint64_t id, std::vector<uint8_t> body);
+  // The stream ended: cleanly (OK) or with an error the session is told of.
+  void OnStreamEnd(Conn* c, const Status& why);
   // Runs `input` on the store strand against the session, then sends.
   void RunOnStore(Conn* c, std::function<core::RepairSession::Actions(StoreSide&, int64_t)> input);
   void HandleOut(Conn* c, NetOut& out);

@@ -1,3 +1,4 @@
+#include "agent/core/entry.h"
 #include "agent/tls/ca.h"
 
 #include <openssl/rand.h>
@@ -106,7 +107,7 @@ Result<IssuedFiles> InitCa(const std::string& dir, bool force) {
 
 Result<IssuedFiles> IssueNode(const std::string& dir, std::string_view node_name, int days,
                               bool force) {
-  if (!IsValidNodeNameForCert(node_name)) {
+  if (!core::IsValidNodeName(node_name)) {
     return Status::InvalidArgument(
         "invalid node name '" + std::string(node_name.substr(0, 80)) +
         "': use 1 to 63 characters of a-z, 0-9, '.', '_', '-', starting with a letter or digit");

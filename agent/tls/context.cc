@@ -1,3 +1,4 @@
+#include "agent/core/entry.h"
 #include "agent/tls/context.h"
 
 #include <openssl/err.h>
@@ -83,7 +84,7 @@ Result<std::string> AsciiString(const ASN1_STRING* s, std::string_view what) {
   int len = ASN1_STRING_length(s);
   if (data == nullptr || len < 0) return Status::InvalidArgument(std::string(what) + " is empty");
   std::string out(reinterpret_cast<const char*>(data), static_cast<size_t>(len));
-  if (!IsValidNodeNameForCert(out)) {
+  if (!core::IsValidNodeName(out)) {
     // The name came from a peer: print only a bounded, printable rendering.
     std::string shown;
     for (char c : out.substr(0, 64)) shown += (c >= 0x20 && c < 0x7f) ? c : '?';
@@ -208,7 +209,7 @@ Result<SslCtxPtr> MakeContext(const TlsConfig& config) {
   ERR_clear_error();
   auto pins = std::make_unique<Pins>();
   for (const auto& [name, fp] : config.pins) {
-    if (!IsValidNodeNameForCert(name)) {
+    if (!core::IsValidNodeName(name)) {
       return Status::InvalidArgument("pin for '" + name + "': not a valid node name");
     }
     auto norm = NormalizeFingerprint(fp);

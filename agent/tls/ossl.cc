@@ -50,16 +50,6 @@ std::string HexLower(std::span<const unsigned char> bytes) {
   return s;
 }
 
-bool IsValidNodeNameForCert(std::string_view name) {
-  if (name.empty() || name.size() > 63) return false;
-  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
-  if (!alnum(name[0])) return false;
-  for (char c : name) {
-    if (!alnum(c) && c != '.' && c != '_' && c != '-') return false;
-  }
-  return true;
-}
-
 Result<std::string> ReadSmallFile(const std::string& path, size_t max_bytes) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (f == nullptr) return Status::FromErrno("open " + path, errno);

@@ -48,11 +48,6 @@ Status OpensslError(Code code, std::string_view what);
 // Lowercase hex.
 std::string HexLower(std::span<const unsigned char> bytes);
 
-// Node names: 1..63 bytes of [a-z0-9._-], starting with a letter or digit.
-// The same rule as core::IsValidNodeName (agent/core/entry.h); kept here so the
-// tls module does not depend on the core's implementation files.
-bool IsValidNodeNameForCert(std::string_view name);
-
 // Reads a whole PEM/text file of at most `max_bytes`. Errors name the file.
 Result<std::string> ReadSmallFile(const std::string& path, size_t max_bytes);
 

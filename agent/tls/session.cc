@@ -1,3 +1,4 @@
+#include "agent/core/entry.h"
 #include "agent/tls/session.h"
 
 #include <openssl/err.h>
@@ -128,7 +129,7 @@ TlsSession& TlsSession::operator=(TlsSession&&) noexcept = default;
 TlsSession::~TlsSession() = default;
 
 Result<TlsSession> TlsSession::Client(SSL_CTX* ctx, std::string_view expected_server_name) {
-  if (!IsValidNodeNameForCert(expected_server_name)) {
+  if (!core::IsValidNodeName(expected_server_name)) {
     return Status::InvalidArgument("expected server name '" +
                                    std::string(expected_server_name.substr(0, 64)) +
                                    "' is not a valid node name");

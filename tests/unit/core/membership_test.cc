@@ -98,6 +98,38 @@ TEST_CASE("Membership: a peer that speaks to us is added alive and its root comp
   CHECK(out.root_differs.empty());  // same root as ours
 }
 
+TEST_CASE("Membership: PushState gossips the new root at once to fanout members",
+          "[membership]") {
+  MembershipConfig c = Config("a", "10.0.0.1:7946", kBootA);
+  c.gossip_fanout = 2;
+  Membership a(c);
+  a.SetLocalState(Root(1), 10, 100);
+  Actions out;
+  a.PushState(0, &out);  // before the first Tick: nothing
+  CHECK(out.sends.empty());
+  a.Tick(1, &out);
+  Peer b = MakePeer("b", 2), d = MakePeer("d", 3), e = MakePeer("e", 4);
+  for (Peer* p : {&b, &d, &e}) {
+    a.HandlePacket(2, p->info->gossip_addr, p->To(a, Gossip{Root(1), 10, 100}), &out);
+  }
+  out.Clear();
+  a.SetLocalState(Root(9), 11, 101);
+  a.PushState(3, &out);
+  int gossips = 0;
+  for (const Outgoing& o : out.sends) {
+    if (auto* g = std::get_if<Gossip>(&o.packet.body)) {
+      CHECK(g->root == Root(9));
+      ++gossips;
+    }
+  }
+  CHECK(gossips == 2);
+  out.Clear();
+  a.Leave(4, &out);
+  out.Clear();
+  a.PushState(5, &out);
+  CHECK(out.sends.empty());
+}
+
 TEST_CASE("Membership: a replayed packet changes nothing", "[membership][replay]") {
   Membership a(Config("a", "10.0.0.1:7946", kBootA));
   a.SetLocalState(Root(1), 10, 100);
