@@ -3,6 +3,7 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <variant>
 
 #include "agent/core/conflict.h"
 #include "agent/core/repair_session.h"
@@ -17,6 +18,17 @@ namespace {
 
 constexpr uint64_t kConnectTimeoutMs = 5'000;
 constexpr uint64_t kTickMs = 1'000;
+// Backpressure per session, against a peer that asks for much and never
+// reads: a received frame goes to the strand only while fewer than
+// kFramesOnStrand are there and less than kMaxQueuedOut bytes of our output
+// wait to be sent; the rest waits in order in the inbox, and reading from
+// the peer is held while the inbox passes kMaxInbox or the output
+// kMaxQueuedOut. A session's memory thus stays near kFramesOnStrand answers
+// (one BLOCK_REQ's is at most 64 blocks, 8 MiB) plus these bounds, instead
+// of one answer per request the peer managed to send.
+constexpr int kFramesOnStrand = 2;
+constexpr size_t kMaxQueuedOut = 8 << 20;
+constexpr size_t kMaxInbox = 1 << 20;
 
 int64_t Wall() { return static_cast<int64_t>(io::WallMillis()); }
 int64_t Mono() { return static_cast<int64_t>(io::MonotonicMillis()); }
@@ -82,6 +94,11 @@ struct RepairService::Conn {
   std::deque<std::vector<uint8_t>> outbox;  // frames waiting for bandwidth
   core::SessionStats stats;                 // latest copy, for status
   std::optional<core::Hash256> peer_root;
+  // Received, not yet on the strand, in order; a Status is the end of the stream.
+  std::deque<std::variant<std::vector<uint8_t>, Status>> inbox;
+  size_t inbox_bytes = 0;
+  int frames_on_strand = 0;
+  size_t outbox_bytes = 0;
 };
 
 struct RepairService::Waiter {
@@ -203,11 +220,13 @@ RepairService::Conn* RepairService::NewConn(const std::string& peer, bool initia
 
 TlsChannel::Callbacks MakeCallbacks(std::function<void(const std::string&)> ready,
                                     std::function<void(std::vector<uint8_t>)> frame,
-                                    std::function<void(const Status&)> closed) {
+                                    std::function<void(const Status&)> closed,
+                                    std::function<void()> drain) {
   TlsChannel::Callbacks cbs;
   cbs.on_ready = std::move(ready);
   cbs.on_frame = std::move(frame);
   cbs.on_closed = std::move(closed);
+  cbs.on_drain = std::move(drain);
   return cbs;
 }
 
@@ -233,6 +252,12 @@ void RepairService::Dial(const core::SessionRequest& req, bool dry_run) {
             Conn* conn = conns_[id].get();
             if (!conn->session_started) return End(conn, false, "connect: " + why.message());
             OnStreamEnd(conn, why);
+          },
+          [this, id] {
+            auto it = conns_.find(id);
+            if (it == conns_.end()) return;
+            PumpSends(it->second.get());
+            Feed(it->second.get());
           }));
 }
 
@@ -272,32 +297,67 @@ void RepairService::OnAccept(std::unique_ptr<io::TcpStream> stream) {
               return;
             }
             OnStreamEnd(conn, why);
+          },
+          [this, id] {
+            auto it = conns_.find(id);
+            if (it == conns_.end()) return;
+            PumpSends(it->second.get());
+            Feed(it->second.get());
           }));
 }
 
 void RepairService::OnFrame(uint64_t id, std::vector<uint8_t> body) {
   auto it = conns_.find(id);
   if (it == conns_.end()) return;
-  // Decoding is cheap and needs no store: done here, on the loop.
-  auto msg = std::make_shared<Result<core::RepairMessage>>(
-      wire::DecodeMessage(body, config_.repair.max_frame_bytes));
-  RunOnStore(it->second.get(), [msg](StoreSide& s, int64_t now) {
-    if (!msg->ok()) {
-      return s.session->OnProtocolError(now, wire::DecodeErrorCounter(msg->status()),
-                                        msg->status().message());
-    }
-    return s.session->OnMessage(now, std::move(msg->value()));
-  });
+  Conn* c = it->second.get();
+  c->inbox_bytes += body.size();
+  c->inbox.push_back(std::move(body));
+  Feed(c);
 }
 
 void RepairService::OnStreamEnd(Conn* c, const Status& why) {
-  RunOnStore(c, [why](StoreSide& s, int64_t now) {
-    if (why.ok()) return s.session->OnPeerClosed(now);
-    std::string counter = why.message().rfind("truncated", 0) == 0 ? "truncated"
-                          : why.code() == Code::kLimitExceeded   ? "frame_too_large"
-                                                                  : "connection";
-    return s.session->OnProtocolError(now, counter, why.message());
-  });
+  c->inbox.push_back(why);  // after the frames still waiting
+  Feed(c);
+}
+
+size_t RepairService::QueuedOut(const Conn* c) const {
+  return c->outbox_bytes + (c->channel ? c->channel->queued_bytes() : 0);
+}
+
+void RepairService::Feed(Conn* c) {
+  while (!c->ended && !c->inbox.empty() && c->frames_on_strand < kFramesOnStrand &&
+         QueuedOut(c) < kMaxQueuedOut) {
+    auto input = std::move(c->inbox.front());
+    c->inbox.pop_front();
+    if (auto* end = std::get_if<Status>(&input)) {
+      RunOnStore(c, [why = *end](StoreSide& s, int64_t now) {
+        if (why.ok()) return s.session->OnPeerClosed(now);
+        std::string counter = why.message().rfind("truncated", 0) == 0 ? "truncated"
+                              : why.code() == Code::kLimitExceeded   ? "frame_too_large"
+                                                                      : "connection";
+        return s.session->OnProtocolError(now, counter, why.message());
+      });
+      continue;
+    }
+    std::vector<uint8_t>& body = std::get<std::vector<uint8_t>>(input);
+    c->inbox_bytes -= body.size();
+    // Decoding is cheap and needs no store: done here, on the loop.
+    auto msg = std::make_shared<Result<core::RepairMessage>>(
+        wire::DecodeMessage(body, config_.repair.max_frame_bytes));
+    RunOnStore(
+        c,
+        [msg](StoreSide& s, int64_t now) {
+          if (!msg->ok()) {
+            return s.session->OnProtocolError(now, wire::DecodeErrorCounter(msg->status()),
+                                              msg->status().message());
+          }
+          return s.session->OnMessage(now, std::move(msg->value()));
+        },
+        /*frame=*/true);
+  }
+  if (c->channel && !c->ended) {
+    c->channel->HoldReading(c->inbox_bytes > kMaxInbox || QueuedOut(c) >= kMaxQueuedOut);
+  }
 }
 
 void RepairService::OnChannelReady(Conn* c, const std::string& peer) {
@@ -333,9 +393,10 @@ void RepairService::OnChannelReady(Conn* c, const std::string& peer) {
 }
 
 void RepairService::RunOnStore(
-    Conn* c, std::function<core::RepairSession::Actions(StoreSide&, int64_t)> input) {
+    Conn* c, std::function<core::RepairSession::Actions(StoreSide&, int64_t)> input, bool frame) {
   if (c->ended || !c->store) return;
   uint64_t id = c->id;
+  if (frame) ++c->frames_on_strand;
   auto side = c->store;
   auto out = std::make_shared<NetOut>();
   engine_->Post(
@@ -364,17 +425,23 @@ void RepairService::RunOnStore(
           side->dataset.reset();
         }
       },
-      [this, id, out] {
+      [this, id, out, frame] {
         engine_->Publish(out->root, out->counts, out->hlc);
         auto it = conns_.find(id);
         if (it == conns_.end()) return;
+        if (frame) --it->second->frames_on_strand;
         HandleOut(it->second.get(), *out);
+        it = conns_.find(id);  // HandleOut may have ended it
+        if (it != conns_.end()) Feed(it->second.get());
       });
 }
 
 void RepairService::HandleOut(Conn* c, NetOut& out) {
   c->stats = out.stats;
-  for (auto& f : out.frames) c->outbox.push_back(std::move(f));
+  for (auto& f : out.frames) {
+    c->outbox_bytes += f.size();
+    c->outbox.push_back(std::move(f));
+  }
   PumpSends(c);
   if (out.abort) {
     ++aborts_[out.abort->counter];
@@ -403,7 +470,10 @@ void RepairService::PumpSends(Conn* c) {
         uint64_t wait = uint64_t((double(f.size()) - tokens_) * 1000.0 / double(limit)) + 1;
         if (!bandwidth_timer_->active()) {
           bandwidth_timer_->Start(wait, [this] {
-            for (auto& [id, conn] : conns_) PumpSends(conn.get());
+            for (auto& [id, conn] : conns_) {
+              PumpSends(conn.get());
+              Feed(conn.get());
+            }
           });
         }
         return;
@@ -413,8 +483,10 @@ void RepairService::PumpSends(Conn* c) {
     bytes_sent_ += f.size();
     if (!c->channel->Send(f).ok()) {
       c->outbox.clear();
+      c->outbox_bytes = 0;
       return;
     }
+    c->outbox_bytes -= f.size();
     c->outbox.pop_front();
   }
 }

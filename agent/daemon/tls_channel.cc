@@ -74,7 +74,9 @@ void TlsChannel::Attach(std::unique_ptr<io::TcpStream> stream) {
   };
   cbs.on_error = [this](const Status& e) { End(e); };
   cbs.on_drain = [this] {
-    if (stream_ && !stream_->reading() && !ended_) stream_->ResumeReading();
+    if (stream_ && !stream_->reading() && !ended_ && !hold_) stream_->ResumeReading();
+    auto own = callbacks_;  // it may End() or destroy the channel
+    if (own->on_drain) own->on_drain();
   };
   stream_->Start(std::move(cbs));
   Flush();  // a client's ClientHello
@@ -163,6 +165,16 @@ void TlsChannel::End(const Status& why) {
   auto cbs = std::move(callbacks_);
   callbacks_ = std::make_shared<Callbacks>();
   if (cbs->on_closed) cbs->on_closed(why);
+}
+
+void TlsChannel::HoldReading(bool hold) {
+  hold_ = hold;
+  if (!stream_ || ended_) return;
+  if (hold) {
+    stream_->PauseReading();
+  } else if (stream_->write_queue_bytes() <= kMaxQueuedBytes) {
+    stream_->ResumeReading();
+  }
 }
 
 void TlsChannel::Close() {
