@@ -29,6 +29,10 @@ constexpr uint64_t kTickMs = 1'000;
 constexpr int kFramesOnStrand = 2;
 constexpr size_t kMaxQueuedOut = 8 << 20;
 constexpr size_t kMaxInbox = 1 << 20;
+// Connections still in the TLS handshake (they hold no session slot): past
+// this many, a new one evicts the oldest, so half-open connections cost
+// bounded memory and descriptors and cannot lock out real peers for long.
+constexpr size_t kMaxHandshakes = 64;
 
 int64_t Wall() { return static_cast<int64_t>(io::WallMillis()); }
 int64_t Mono() { return static_cast<int64_t>(io::MonotonicMillis()); }
@@ -265,6 +269,18 @@ void RepairService::OnAccept(std::unique_ptr<io::TcpStream> stream) {
   if (stopping_) return;
   // The peer is known only after the handshake; until then the connection
   // holds no slot, and the handshake has the idle tick's deadline.
+  Conn* oldest = nullptr;
+  size_t handshakes = 0;
+  for (auto& [id, conn] : conns_) {
+    if (conn->initiator || conn->session_started || conn->ended) continue;
+    ++handshakes;
+    if (!oldest) oldest = conn.get();  // ids grow: the first is the oldest
+  }
+  if (handshakes >= kMaxHandshakes && oldest) {
+    ++aborts_["handshake_evicted"];
+    End(oldest, false, "handshake_evicted: more than " + std::to_string(kMaxHandshakes) +
+                           " connections in the TLS handshake");
+  }
   Conn* c = NewConn("", /*initiator=*/false, /*dry_run=*/false);
   uint64_t id = c->id;
   c->channel = TlsChannel::Accept(
