@@ -272,7 +272,7 @@ TEST_CASE("Hostile gossip: wrong keys, flipped bits and replays change nothing",
   CHECK(p.Settled());
 }
 
-TEST_CASE("Hostile gossip: 10,000 garbage packets a second cost bounded CPU and memory",
+TEST_CASE("Hostile gossip: ten thousand garbage packets a second cost bounded CPU and memory",
           "[integration][hostile][gossip]") {
   GossipPair p;
   REQUIRE(WaitFor([&] { return p.Settled(); }, seconds(20)));

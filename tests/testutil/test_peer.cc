@@ -94,6 +94,7 @@ std::unique_ptr<TestPeer> TestPeer::StartTls(const std::string& address,
   p->tls_ = std::make_unique<tls::TlsSession>(std::move(*s));
   p->fd_ = ConnectTcp(address);
   if (Status f = p->Flush(); !f.ok()) throw std::runtime_error("ClientHello: " + f.ToString());
+  p->hold_tls_ = true;
   return p;
 }
 
@@ -109,6 +110,13 @@ TestPeer::~TestPeer() { Close(); }
 
 Status TestPeer::FinishHandshake(ms timeout) {
   auto deadline = Clock::now() + timeout;
+  hold_tls_ = false;
+  if (!held_.empty()) {
+    Status s = tls_->FeedCiphertext(held_);
+    held_.clear();
+    GOSSYNC_RETURN_IF_ERROR(s);
+    GOSSYNC_RETURN_IF_ERROR(Flush());
+  }
   while (!tls_->handshake_done()) {
     if (!tls_->error().ok()) return tls_->error();
     if (closed_) return Status::Aborted("closed during the handshake: " + close_reason_);
@@ -187,6 +195,10 @@ void TestPeer::Pump(ms timeout) {
     return;
   }
   if (!tls_) return;  // a raw TCP peer ignores what it gets
+  if (hold_tls_) {
+    held_.insert(held_.end(), buf, buf + n);
+    return;
+  }
   Status s = tls_->FeedCiphertext(std::span<const uint8_t>(buf, static_cast<size_t>(n)));
   (void)Flush();
   if (!s.ok()) {

@@ -55,6 +55,8 @@ class TestPeer {
                                                const std::string& server_name,
                                                ms timeout = ms(5000));
   // TCP and a ClientHello, and nothing more: a half-open TLS connection.
+  // What the agent answers is kept unread (WaitClosed does not advance the
+  // handshake) until FinishHandshake.
   static std::unique_ptr<TestPeer> StartTls(const std::string& address,
                                             const PeerCredentials& creds,
                                             const std::string& server_name);
@@ -121,6 +123,8 @@ class TestPeer {
   std::vector<core::RepairMessage> received_;
   bool closed_ = false;
   std::string close_reason_;
+  bool hold_tls_ = false;           // StartTls: do not advance the handshake yet
+  std::vector<uint8_t> held_;       // ciphertext received meanwhile
 };
 
 // Plays the content server for a session in which we sent ENTRIES: answers
