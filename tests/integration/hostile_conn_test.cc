@@ -4,6 +4,7 @@
 // asks for a lot and never reads. Each costs a counter and bounded memory;
 // a well-behaved peer keeps syncing.
 #include <catch2/catch.hpp>
+#include <cstring>
 #include <filesystem>
 #include <random>
 #include <thread>
@@ -203,6 +204,31 @@ TEST_CASE("Hostile connections: a peer that asks for much and never reads costs 
   REQUIRE(ProcAlive(c.target->pid()));
   peer->Close();
   c.ExpectIntact(c.tree());
+}
+
+}  // namespace
+}  // namespace gossync::testutil
+
+namespace gossync::testutil {
+namespace {
+
+// Not a check: how fast one large file moves between two agents, to see that
+// the repair backpressure costs no throughput. ./integration_tests "[.bench]"
+TEST_CASE("Repair throughput: one 256 MiB file between two agents", "[.bench][integration]") {
+  HostileCluster c;
+  std::mt19937_64 rng(3);
+  std::string big(256 << 20, '\0');
+  for (size_t i = 0; i + 8 <= big.size(); i += 8) {
+    uint64_t v = rng();
+    std::memcpy(&big[i], &v, 8);
+  }
+  c.Start();
+  WriteFile(c.target->data_dir() + "/big.bin", big);
+  auto t0 = Clock::now();
+  REQUIRE(WaitFor([&] { return fs::exists(c.good->data_dir() + "/big.bin"); }, seconds(120)));
+  auto ms = std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count();
+  WARN("256 MiB reached the peer in " << ms << " ms (" << (256.0 * 1000 / double(ms))
+                                      << " MiB/s, hashing and the watcher included)");
 }
 
 }  // namespace
