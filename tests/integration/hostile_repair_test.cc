@@ -162,6 +162,42 @@ TEST_CASE("Hostile peer: a symlink to outside data_dir followed by a file beneat
     r = Serve(*peer, {});
     c.ExpectIntact(c.tree());
   }
+  SECTION("a local directory swapped for a symlink while a pull is in flight") {
+    // Set up: sub/ with a file, known to both agents.
+    MakeDirs(c.target->data_dir() + "/sub");
+    WriteFile(c.target->data_dir() + "/sub/f.txt", "inside\n");
+    WriteFile(c.outside + "/f.txt", "outside f\n");  // before the snapshot below
+    REQUIRE(WaitFor([&] { return ReadFile(c.good->data_dir() + "/sub/f.txt") == "inside\n"; },
+                    seconds(20)));
+    c.Rebase();  // the snapshot and the tree now include all of the above
+    auto peer = c.Connect();
+    core::Entry del = FileEntry("sub/f.txt", "", 77, 50);
+    del.deleted = true;
+    del.hash = {};
+    del.size = 0;
+    REQUIRE(peer->Send(core::EntriesMsg{{FileEntry("sub/new.txt", pwned)}}).ok());
+    Result<core::RepairMessage> m = peer->Receive(seconds(5));
+    REQUIRE(m.ok());
+    auto* q = std::get_if<core::BlockReqMsg>(&*m);
+    REQUIRE(q != nullptr);
+    // The agent waits for the content; its directory becomes a symlink.
+    c.target->Pause();
+    fs::rename(c.target->data_dir() + "/sub", c.target->data_dir() + "/sub.orig");
+    fs::create_symlink(c.outside, c.target->data_dir() + "/sub");
+    std::string expected = TreeFingerprint(c.target->data_dir());
+    REQUIRE(peer->Send(core::BlockMsg{q->req, 0, Bytes(pwned)}).ok());
+    REQUIRE(peer->Send(core::EntriesMsg{{del}}).ok());
+    c.target->Resume();
+    Serve(*peer, {{"sub/new.txt", pwned}});
+    INFO(c.LogTail());
+    CHECK(ReadFile(c.outside + "/f.txt") == "outside f\n");
+    CHECK_FALSE(fs::exists(c.outside + "/new.txt"));
+    // Whatever the agent did inside data_dir is its own business (the file
+    // may have landed in sub.orig, whose descriptor it held); outside is not.
+    std::string now = TreeFingerprint(c.target->data_dir());
+    if (now != expected) WARN("data_dir after the swap:\n" << now);
+    c.ExpectIntact(now);
+  }
   SECTION("a relative symlink that climbs out") {
     core::EntriesMsg m{{SymlinkEntry("up", "../../outside"), FileEntry("up/marker", pwned),
                         FileEntry("up/sub/x", pwned)}};

@@ -143,6 +143,10 @@ void HostileCluster::Start() {
         return false;
       },
       seconds(10)));
+  Rebase();
+}
+
+void HostileCluster::Rebase() {
   outside_before_ = Outside();
   SetTree();
 }

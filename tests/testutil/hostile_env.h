@@ -59,8 +59,11 @@ struct HostileCluster {
 
   // `repair_toml` goes into both agents' [repair].
   explicit HostileCluster(const std::string& repair_toml = "");
-  // Starts both agents and waits until they see each other alive.
+  // Starts both agents and waits until they see each other alive; then Rebase.
   void Start();
+  // Takes the outside snapshot and the expected data_dir tree afresh (after
+  // a test changed either on purpose).
+  void Rebase();
 
   // The file-system view the checks compare against; taken by Start and
   // again by every ExpectIntact.
