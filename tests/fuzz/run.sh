@@ -33,8 +33,8 @@ for t in "${targets[@]}"; do
     break
   fi
   # One line: executions, speed, coverage.
-  runs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{print $2}')
-  speed=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "$log" | awk '{print $2}')
+  runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | awk '{print $2}')
+  speed=$(grep -oE 'stat::average_exec_per_sec: *[0-9]+' "$log" | awk '{print $2}')
   cov=$(grep -E '^#[0-9]+' "$log" | tail -n 1 | grep -o 'cov: [0-9]*' || true)
   echo "   ok: ${runs:-?} runs, ${speed:-?}/s, ${cov:-cov: ?}"
 done
