@@ -142,7 +142,7 @@ TEST_CASE("Hostile connections: a thousand half-open TLS connections cost bounde
   // 1,000 that stop after their ClientHello and 100 that never start: far
   // more than the agent keeps in the handshake at once (64), so the oldest
   // are evicted as new ones come; the rest time out. (Without the bound, each
-  // costs the agent ~130 KiB: 1,000 took it 129 MiB above its baseline.)
+  // costs the agent ~130 KiB: 1,000 took it 126 MiB above its baseline.)
   HostileCluster c("idle_timeout_s = 4\n");
   c.Start();
   uint64_t rss_before = ProcRssKiB(c.target->pid());
