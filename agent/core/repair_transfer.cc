@@ -14,6 +14,13 @@ namespace {
 // block per message.
 constexpr uint64_t kMinBatch = 16;
 
+// A large pull holds its block list in memory (32 bytes a block, and a copy
+// in the driver): several run at once only while their lists add up to at
+// most this many blocks (8 MiB of hashes, 32 GiB of content); one alone may
+// be as large as the protocol allows (kMaxBlocksPerFile). Without this, a
+// peer announcing four 128 GiB files made a session hold 200 MiB of lists.
+constexpr uint64_t kMaxListedBlocks = uint64_t{1} << 18;
+
 // How many blocks of `block_size` hold `size` bytes.
 uint64_t BlockCount(uint64_t size, uint32_t block_size) {
   return size / block_size + (size % block_size != 0 ? 1 : 0);
@@ -63,7 +70,9 @@ void RepairSession::Impl::PumpPulls() {
     StartPull(std::move(p));
   }
   while (!queued_large.empty() && active.size() < opt.max_active_pulls &&
-         active_large < opt.max_active_large_pulls) {
+         active_large < opt.max_active_large_pulls &&
+         (active_large == 0 ||
+          active_large_blocks + queued_large.front().blocks <= kMaxListedBlocks)) {
     Pull p = std::move(queued_large.front());
     queued_large.pop_front();
     StartPull(std::move(p));
@@ -82,6 +91,7 @@ void RepairSession::Impl::StartPull(Pull p) {
     return;
   }
   ++active_large;
+  active_large_blocks += p.blocks;
   auto it = active.emplace(op, std::move(p)).first;
   RequestList(it->second);
 }
@@ -175,7 +185,10 @@ void RepairSession::Impl::Committed(uint64_t op, const Status& s) {
 void RepairSession::Impl::ReleasePull(uint64_t op) {
   auto it = active.find(op);
   GOSSYNC_CHECK(it != active.end());
-  if (it->second.large) --active_large;
+  if (it->second.large) {
+    --active_large;
+    active_large_blocks -= it->second.blocks;
+  }
   busy.erase(it->second.entry.path);
   if (it->second.then) busy.erase(it->second.then->target.path);  // it will not follow
   active.erase(it);
