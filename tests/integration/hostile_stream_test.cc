@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <functional>
 #include <random>
+#include <thread>
 
 #include "agent/core/hash.h"
 #include "agent/wire/repair_codec.h"
@@ -310,6 +311,57 @@ TEST_CASE("Hostile stream: a file that changes on disk after it was hashed is no
   REQUIRE(WaitFor([&] { return ReadFile(c.good->data_dir() + "/big.bin") == big_new; },
                   seconds(20)));
   c.ExpectIntact(TreeFingerprint(c.target->data_dir()));
+}
+
+}  // namespace
+}  // namespace gossync::testutil
+
+namespace gossync::testutil {
+namespace {
+
+TEST_CASE("Hostile stream: huge files announced with full block lists cost bounded memory",
+          "[integration][hostile]") {
+  HostileCluster c("idle_timeout_s = 3\n");
+  c.Start();
+  uint64_t rss_before = ProcRssKiB(c.target->pid());
+  auto peer = c.Connect();
+  // Files of 2^20 blocks (128 GiB), the most the protocol moves; each block
+  // list is 32 MiB. Their content never comes.
+  const uint64_t blocks = uint64_t{1} << 20;
+  core::EntriesMsg m;
+  for (int i = 0; i < 8; ++i) {
+    core::Entry e = FileEntry("huge" + std::to_string(i) + ".bin", "x");
+    e.size = blocks * core::kDefaultBlockSize;
+    e.hash[0] = uint8_t(i);
+    m.entries.push_back(e);
+  }
+  REQUIRE(peer->Send(m).ok());
+  uint64_t peak = 0;
+  int lists = 0;
+  for (;;) {
+    Result<core::RepairMessage> r = peer->Receive(seconds(5));
+    peak = std::max(peak, ProcRssKiB(c.target->pid()));
+    if (!r.ok()) break;
+    auto* q = std::get_if<core::BlockListReqMsg>(&*r);
+    if (!q) continue;
+    ++lists;
+    for (uint64_t first = 0; first < blocks; first += 4096) {
+      core::BlockListMsg l{q->req, blocks * core::kDefaultBlockSize, core::kDefaultBlockSize,
+                           uint32_t(first), std::vector<core::Hash256>(4096), false};
+      for (auto& h : l.hashes) h[0] = 1;
+      l.last = first + 4096 >= blocks;
+      if (!peer->Send(l).ok()) break;
+    }
+    peak = std::max(peak, ProcRssKiB(c.target->pid()));
+  }
+  for (int i = 0; i < 20; ++i) {
+    peak = std::max(peak, ProcRssKiB(c.target->pid()));
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  INFO(lists << " block lists sent; VmRSS before " << rss_before << " KiB, peak " << peak);
+  WARN(lists << " block lists sent; VmRSS before " << rss_before << " KiB, peak " << peak);
+  CHECK(peak < rss_before + 64 * 1024);
+  c.ExpectIntact(c.tree());
 }
 
 }  // namespace
