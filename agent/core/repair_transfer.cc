@@ -14,13 +14,6 @@ namespace {
 // block per message.
 constexpr uint64_t kMinBatch = 16;
 
-// A large pull holds its block list in memory (32 bytes a block, and a copy
-// in the driver): several run at once only while their lists add up to at
-// most this many blocks (8 MiB of hashes, 32 GiB of content); one alone may
-// be as large as the protocol allows (kMaxBlocksPerFile). Without this, a
-// peer announcing four 128 GiB files made a session hold 200 MiB of lists.
-constexpr uint64_t kMaxListedBlocks = uint64_t{1} << 18;
-
 // How many blocks of `block_size` hold `size` bytes.
 uint64_t BlockCount(uint64_t size, uint32_t block_size) {
   return size / block_size + (size % block_size != 0 ? 1 : 0);
@@ -58,6 +51,14 @@ void RepairSession::Impl::EnqueuePull(const Entry& target, const std::string& so
     if (p.then) busy.erase(p.then->target.path);
     return;
   }
+  // Memory stays bounded however many entries the peer offers (without this,
+  // 204,800 offered files took the agent 209 MiB above its baseline).
+  if (queued_small.size() + queued_large.size() >= opt.max_queued_pulls) {
+    ++stats.deferred;
+    busy.erase(target.path);
+    if (p.then) busy.erase(p.then->target.path);
+    return;
+  }
   p.large = p.blocks > 1;
   busy.insert(target.path);
   (p.large ? queued_large : queued_small).push_back(std::move(p));
@@ -69,10 +70,13 @@ void RepairSession::Impl::PumpPulls() {
     queued_small.pop_front();
     StartPull(std::move(p));
   }
+  // Block lists are held in memory (32 bytes a block, and a copy in the
+  // driver): a peer announcing four 128 GiB files made a session hold 200 MiB
+  // of them before max_listed_blocks.
   while (!queued_large.empty() && active.size() < opt.max_active_pulls &&
          active_large < opt.max_active_large_pulls &&
          (active_large == 0 ||
-          active_large_blocks + queued_large.front().blocks <= kMaxListedBlocks)) {
+          active_large_blocks + queued_large.front().blocks <= opt.max_listed_blocks)) {
     Pull p = std::move(queued_large.front());
     queued_large.pop_front();
     StartPull(std::move(p));
