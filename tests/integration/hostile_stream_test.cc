@@ -366,3 +366,35 @@ TEST_CASE("Hostile stream: huge files announced with full block lists cost bound
 
 }  // namespace
 }  // namespace gossync::testutil
+
+namespace gossync::testutil {
+namespace {
+
+TEST_CASE("Hostile stream: a flood of ENTRIES costs bounded memory", "[integration][hostile]") {
+  HostileCluster c("idle_timeout_s = 3\n");
+  c.Start();
+  uint64_t rss_before = ProcRssKiB(c.target->pid());
+  auto peer = c.Connect();
+  // 204,800 files offered (20 MB on the wire), whose content never comes.
+  for (int m = 0; m < 200; ++m) {
+    core::EntriesMsg msg;
+    for (int i = 0; i < 1024; ++i) {
+      msg.entries.push_back(
+          FileEntry("d" + std::to_string(m) + "/f" + std::to_string(i), "x" + std::to_string(i)));
+    }
+    REQUIRE(peer->Send(msg).ok());
+  }
+  uint64_t peak = 0;
+  // Until the agent gives up on us (idle timeout), reading what it sends.
+  for (int i = 0; i < 100 && !peer->closed(); ++i) {
+    peak = std::max(peak, ProcRssKiB(c.target->pid()));
+    (void)peer->Receive(milliseconds(100));
+  }
+  INFO("VmRSS before " << rss_before << " KiB, peak " << peak);
+  WARN("ENTRIES flood: VmRSS before " << rss_before << " KiB, peak " << peak);
+  CHECK(peak < rss_before + 64 * 1024);
+  c.ExpectIntact(c.tree());
+}
+
+}  // namespace
+}  // namespace gossync::testutil

@@ -71,6 +71,8 @@ struct LinkOptions {
   size_t max_in_flight_blocks = core::kMaxInFlightBlocks;
   size_t max_active_pulls = 64;
   size_t max_active_large_pulls = 4;
+  uint64_t max_listed_blocks = uint64_t{1} << 18;
+  size_t max_queued_pulls = 32768;
 };
 
 class Link {
