@@ -254,6 +254,7 @@ void RepairService::Dial(const core::SessionRequest& req, bool dry_run) {
           [this, id](const Status& why) {
             if (!conns_.count(id)) return (void)closing_.erase(id);
             Conn* conn = conns_[id].get();
+            if (conn->ended) return;  // from within End (Finish): it finishes the job
             if (!conn->session_started) return End(conn, false, "connect: " + why.message());
             OnStreamEnd(conn, why);
           },
@@ -303,6 +304,7 @@ void RepairService::OnAccept(std::unique_ptr<io::TcpStream> stream) {
           [this, id](const Status& why) {
             if (!conns_.count(id)) return (void)closing_.erase(id);
             Conn* conn = conns_[id].get();
+            if (conn->ended) return;  // from within End (Finish): it finishes the job
             if (!conn->session_started) {
               ++refused_;
               Logger("repair")->warn("handshake_failed session={} from={} error=\"{}\"", id,
