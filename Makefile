@@ -15,8 +15,13 @@ DEPS := build-essential cmake pkg-config clang libclang-rt-14-dev \
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PKG_BUILD ?= build-pkg
+# libFuzzer targets (tests/fuzz): clang, ASan+UBSan, their own build dir.
+FUZZ_BUILD ?= build-fuzz
+# Seconds per target: make fuzz, and the short run inside make test.
+FUZZ_SECONDS ?= 600
+FUZZ_SMOKE_SECONDS ?= 20
 
-.PHONY: all deps build build-asan test test-packaging demo bench clean fuzz package packaging-check
+.PHONY: all deps build build-asan test test-packaging demo bench clean fuzz fuzz-build package packaging-check
 
 all: build
 
@@ -36,9 +41,10 @@ build-asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DGOSSYNC_SANITIZE=ON -DGOSSYNC_WERROR=$(WERROR)
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
-test: build build-asan
+test: build build-asan fuzz-build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) -L unit
+	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SMOKE_SECONDS)
 	$(MAKE) test-packaging
 
 # The unit against the built agent (no root needed), then, as root, the .deb
@@ -50,6 +56,15 @@ test-packaging:
 	else \
 	  echo "SKIP: packaging-check (installs the .deb with dpkg -i) needs root and dpkg; run: sudo make packaging-check"; \
 	fi
+
+fuzz-build: deps
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
+	  -DCMAKE_CXX_COMPILER=clang++ -DGOSSYNC_FUZZ=ON -DGOSSYNC_TESTS=OFF -DGOSSYNC_BENCH=OFF
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
+
+# Every fuzz target for FUZZ_SECONDS (default 600) each; fails on any crash.
+fuzz: fuzz-build
+	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 demo: build
 	tests/demo/demo.sh $(BUILD)
@@ -74,4 +89,4 @@ packaging-check: package
 	tests/packaging/deb_check.sh $(PKG_BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(PKG_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(PKG_BUILD) $(FUZZ_BUILD)

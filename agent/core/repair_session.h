@@ -80,6 +80,12 @@ struct RepairOptions {
   size_t max_in_flight_blocks = kMaxInFlightBlocks;
   size_t max_active_pulls = 64;            // files being fetched at once
   size_t max_active_large_pulls = 4;       // of them, files of more than one block
+  // Large pulls run together only while their block lists add up to at most
+  // this many blocks (32 bytes each); one alone may be of any size.
+  uint64_t max_listed_blocks = uint64_t{1} << 18;
+  // Files waiting to be pulled, about 1 KiB each; past this, a file to pull
+  // is left for the next session (counted as deferred), which finds it again.
+  size_t max_queued_pulls = 32768;
   int64_t idle_timeout_ms = 30'000;        // without a frame from the peer
   int64_t session_timeout_ms = 3'600'000;  // in all
 

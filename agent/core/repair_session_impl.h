@@ -187,6 +187,7 @@ struct RepairSession::Impl {
   std::deque<Pull> queued_small, queued_large;
   std::map<uint64_t, Pull> active;  // by op, in start order
   size_t active_large = 0;
+  uint64_t active_large_blocks = 0;  // blocks of the active large pulls
   struct OutReq {
     uint64_t op = 0;
     bool list = false;

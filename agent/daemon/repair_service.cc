@@ -3,6 +3,7 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <variant>
 
 #include "agent/core/catch_up.h"
 #include "agent/core/conflict.h"
@@ -25,6 +26,21 @@ constexpr size_t kMaxAppliedPaths = 100'000;
 // running transfer keeps touching its file, a resumable one waits a while).
 constexpr uint64_t kTempGcIntervalMs = 3600'000;
 constexpr int64_t kTempGcMinAgeS = 24 * 3600;
+// Backpressure per session, against a peer that asks for much and never
+// reads: a received frame goes to the strand only while fewer than
+// kFramesOnStrand are there and less than kMaxQueuedOut bytes of our output
+// wait to be sent; the rest waits in order in the inbox, and reading from
+// the peer is held while the inbox passes kMaxInbox or the output
+// kMaxQueuedOut. A session's memory thus stays near kFramesOnStrand answers
+// (one BLOCK_REQ's is at most 64 blocks, 8 MiB) plus these bounds, instead
+// of one answer per request the peer managed to send.
+constexpr int kFramesOnStrand = 2;
+constexpr size_t kMaxQueuedOut = 8 << 20;
+constexpr size_t kMaxInbox = 1 << 20;
+// Connections still in the TLS handshake (they hold no session slot): past
+// this many, a new one evicts the oldest, so half-open connections cost
+// bounded memory and descriptors and cannot lock out real peers for long.
+constexpr size_t kMaxHandshakes = 64;
 
 int64_t Wall() { return static_cast<int64_t>(io::WallMillis()); }
 int64_t Mono() { return static_cast<int64_t>(io::MonotonicMillis()); }
@@ -100,6 +116,11 @@ struct RepairService::Conn {
   std::optional<core::Hash256> peer_root;
   std::vector<std::string> applied;  // paths changed here so far (hooks)
   size_t applied_dropped = 0;        // past kMaxAppliedPaths
+  // Received, not yet on the strand, in order; a Status is the end of the stream.
+  std::deque<std::variant<std::vector<uint8_t>, Status>> inbox;
+  size_t inbox_bytes = 0;
+  int frames_on_strand = 0;
+  size_t outbox_bytes = 0;
 };
 
 struct RepairService::Waiter {
@@ -246,11 +267,13 @@ RepairService::Conn* RepairService::NewConn(const std::string& peer, bool initia
 
 TlsChannel::Callbacks MakeCallbacks(std::function<void(const std::string&)> ready,
                                     std::function<void(std::vector<uint8_t>)> frame,
-                                    std::function<void(const Status&)> closed) {
+                                    std::function<void(const Status&)> closed,
+                                    std::function<void()> drain) {
   TlsChannel::Callbacks cbs;
   cbs.on_ready = std::move(ready);
   cbs.on_frame = std::move(frame);
   cbs.on_closed = std::move(closed);
+  cbs.on_drain = std::move(drain);
   return cbs;
 }
 
@@ -274,8 +297,15 @@ void RepairService::Dial(const core::SessionRequest& req, bool dry_run) {
           [this, id](const Status& why) {
             if (!conns_.count(id)) return (void)closing_.erase(id);
             Conn* conn = conns_[id].get();
+            if (conn->ended) return;  // from within End (Finish): it finishes the job
             if (!conn->session_started) return End(conn, false, "connect: " + why.message());
             OnStreamEnd(conn, why);
+          },
+          [this, id] {
+            auto it = conns_.find(id);
+            if (it == conns_.end()) return;
+            PumpSends(it->second.get());
+            Feed(it->second.get());
           }));
 }
 
@@ -283,6 +313,18 @@ void RepairService::OnAccept(std::unique_ptr<io::TcpStream> stream) {
   if (stopping_) return;
   // The peer is known only after the handshake; until then the connection
   // holds no slot, and the handshake has the idle tick's deadline.
+  Conn* oldest = nullptr;
+  size_t handshakes = 0;
+  for (auto& [id, conn] : conns_) {
+    if (conn->initiator || conn->session_started || conn->ended) continue;
+    ++handshakes;
+    if (!oldest) oldest = conn.get();  // ids grow: the first is the oldest
+  }
+  if (handshakes >= kMaxHandshakes && oldest) {
+    ++aborts_["handshake_evicted"];
+    End(oldest, false, "handshake_evicted: more than " + std::to_string(kMaxHandshakes) +
+                           " connections in the TLS handshake");
+  }
   Conn* c = NewConn("", /*initiator=*/false, /*dry_run=*/false);
   uint64_t id = c->id;
   c->channel = TlsChannel::Accept(
@@ -305,6 +347,7 @@ void RepairService::OnAccept(std::unique_ptr<io::TcpStream> stream) {
           [this, id](const Status& why) {
             if (!conns_.count(id)) return (void)closing_.erase(id);
             Conn* conn = conns_[id].get();
+            if (conn->ended) return;  // from within End (Finish): it finishes the job
             if (!conn->session_started) {
               ++refused_;
               Logger("repair")->warn("session={} handshake_failed from={} error=\"{}\"", id,
@@ -315,32 +358,67 @@ void RepairService::OnAccept(std::unique_ptr<io::TcpStream> stream) {
               return;
             }
             OnStreamEnd(conn, why);
+          },
+          [this, id] {
+            auto it = conns_.find(id);
+            if (it == conns_.end()) return;
+            PumpSends(it->second.get());
+            Feed(it->second.get());
           }));
 }
 
 void RepairService::OnFrame(uint64_t id, std::vector<uint8_t> body) {
   auto it = conns_.find(id);
   if (it == conns_.end()) return;
-  // Decoding is cheap and needs no store: done here, on the loop.
-  auto msg = std::make_shared<Result<core::RepairMessage>>(
-      wire::DecodeMessage(body, config_.repair.max_frame_bytes));
-  RunOnStore(it->second.get(), [msg](StoreSide& s, int64_t now) {
-    if (!msg->ok()) {
-      return s.session->OnProtocolError(now, wire::DecodeErrorCounter(msg->status()),
-                                        msg->status().message());
-    }
-    return s.session->OnMessage(now, std::move(msg->value()));
-  });
+  Conn* c = it->second.get();
+  c->inbox_bytes += body.size();
+  c->inbox.push_back(std::move(body));
+  Feed(c);
 }
 
 void RepairService::OnStreamEnd(Conn* c, const Status& why) {
-  RunOnStore(c, [why](StoreSide& s, int64_t now) {
-    if (why.ok()) return s.session->OnPeerClosed(now);
-    std::string counter = why.message().rfind("truncated", 0) == 0 ? "truncated"
-                          : why.code() == Code::kLimitExceeded   ? "frame_too_large"
-                                                                  : "connection";
-    return s.session->OnProtocolError(now, counter, why.message());
-  });
+  c->inbox.push_back(why);  // after the frames still waiting
+  Feed(c);
+}
+
+size_t RepairService::QueuedOut(const Conn* c) const {
+  return c->outbox_bytes + (c->channel ? c->channel->queued_bytes() : 0);
+}
+
+void RepairService::Feed(Conn* c) {
+  while (!c->ended && !c->inbox.empty() && c->frames_on_strand < kFramesOnStrand &&
+         QueuedOut(c) < kMaxQueuedOut) {
+    auto input = std::move(c->inbox.front());
+    c->inbox.pop_front();
+    if (auto* end = std::get_if<Status>(&input)) {
+      RunOnStore(c, [why = *end](StoreSide& s, int64_t now) {
+        if (why.ok()) return s.session->OnPeerClosed(now);
+        std::string counter = why.message().rfind("truncated", 0) == 0 ? "truncated"
+                              : why.code() == Code::kLimitExceeded   ? "frame_too_large"
+                                                                      : "connection";
+        return s.session->OnProtocolError(now, counter, why.message());
+      });
+      continue;
+    }
+    std::vector<uint8_t>& body = std::get<std::vector<uint8_t>>(input);
+    c->inbox_bytes -= body.size();
+    // Decoding is cheap and needs no store: done here, on the loop.
+    auto msg = std::make_shared<Result<core::RepairMessage>>(
+        wire::DecodeMessage(body, config_.repair.max_frame_bytes));
+    RunOnStore(
+        c,
+        [msg](StoreSide& s, int64_t now) {
+          if (!msg->ok()) {
+            return s.session->OnProtocolError(now, wire::DecodeErrorCounter(msg->status()),
+                                              msg->status().message());
+          }
+          return s.session->OnMessage(now, std::move(msg->value()));
+        },
+        /*frame=*/true);
+  }
+  if (c->channel && !c->ended) {
+    c->channel->HoldReading(c->inbox_bytes > kMaxInbox || QueuedOut(c) >= kMaxQueuedOut);
+  }
 }
 
 void RepairService::OnChannelReady(Conn* c, const std::string& peer) {
@@ -384,9 +462,10 @@ void RepairService::OnChannelReady(Conn* c, const std::string& peer) {
 }
 
 void RepairService::RunOnStore(
-    Conn* c, std::function<core::RepairSession::Actions(StoreSide&, int64_t)> input) {
+    Conn* c, std::function<core::RepairSession::Actions(StoreSide&, int64_t)> input, bool frame) {
   if (c->ended || !c->store) return;
   uint64_t id = c->id;
+  if (frame) ++c->frames_on_strand;
   auto side = c->store;
   auto out = std::make_shared<NetOut>();
   engine_->Post(
@@ -427,7 +506,7 @@ void RepairService::RunOnStore(
           side->dataset.reset();
         }
       },
-      [this, id, out] {
+      [this, id, out, frame] {
         engine_->Publish(out->root, out->counts, out->hlc);
         if (out->sync) engine_->PublishSync(*out->sync);
         if (!out->sync_error.empty()) {
@@ -439,7 +518,10 @@ void RepairService::RunOnStore(
         }
         auto it = conns_.find(id);
         if (it == conns_.end()) return;
+        if (frame) --it->second->frames_on_strand;
         HandleOut(it->second.get(), *out);
+        it = conns_.find(id);  // HandleOut may have ended it
+        if (it != conns_.end()) Feed(it->second.get());
       });
 }
 
@@ -452,7 +534,10 @@ void RepairService::HandleOut(Conn* c, NetOut& out) {
       ++c->applied_dropped;
     }
   }
-  for (auto& f : out.frames) c->outbox.push_back(std::move(f));
+  for (auto& f : out.frames) {
+    c->outbox_bytes += f.size();
+    c->outbox.push_back(std::move(f));
+  }
   PumpSends(c);
   if (out.abort) {
     ++aborts_[out.abort->counter];
@@ -481,7 +566,10 @@ void RepairService::PumpSends(Conn* c) {
         uint64_t wait = uint64_t((double(f.size()) - tokens_) * 1000.0 / double(limit)) + 1;
         if (!bandwidth_timer_->active()) {
           bandwidth_timer_->Start(wait, [this] {
-            for (auto& [id, conn] : conns_) PumpSends(conn.get());
+            for (auto& [id, conn] : conns_) {
+              PumpSends(conn.get());
+              Feed(conn.get());
+            }
           });
         }
         return;
@@ -490,8 +578,10 @@ void RepairService::PumpSends(Conn* c) {
     }
     if (!c->channel->Send(f).ok()) {
       c->outbox.clear();
+      c->outbox_bytes = 0;
       return;
     }
+    c->outbox_bytes -= f.size();
     c->outbox.pop_front();
   }
 }

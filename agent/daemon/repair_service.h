@@ -101,7 +101,14 @@ class RepairService {
   // The stream ended: cleanly (OK) or with an error the session is told of.
   void OnStreamEnd(Conn* c, const Status& why);
   // Runs `input` on the store strand against the session, then sends.
-  void RunOnStore(Conn* c, std::function<core::RepairSession::Actions(StoreSide&, int64_t)> input);
+  // `frame`: the input is a received frame (counted against the frames a
+  // session may have on the strand at once).
+  void RunOnStore(Conn* c, std::function<core::RepairSession::Actions(StoreSide&, int64_t)> input,
+                  bool frame = false);
+  // Hands received input to the strand as far as the backpressure bounds
+  // allow, and holds reading from the peer while they are reached.
+  void Feed(Conn* c);
+  size_t QueuedOut(const Conn* c) const;
   void HandleOut(Conn* c, NetOut& out);
   void PumpSends(Conn* c);
   void End(Conn* c, bool ok, const std::string& error);

@@ -74,7 +74,9 @@ void TlsChannel::Attach(std::unique_ptr<io::TcpStream> stream) {
   };
   cbs.on_error = [this](const Status& e) { End(e); };
   cbs.on_drain = [this] {
-    if (stream_ && !stream_->reading() && !ended_) stream_->ResumeReading();
+    if (stream_ && !stream_->reading() && !ended_ && !hold_) stream_->ResumeReading();
+    auto own = callbacks_;  // it may End() or destroy the channel
+    if (own->on_drain) own->on_drain();
   };
   stream_->Start(std::move(cbs));
   Flush();  // a client's ClientHello
@@ -91,7 +93,8 @@ void TlsChannel::OnData(std::span<const uint8_t> bytes) {
   auto alive = alive_;
   auto cbs = callbacks_;  // a callback may End() the channel, or destroy it
   Status s = tls_->FeedCiphertext(bytes);
-  Flush();  // handshake replies, alerts
+  Flush();  // handshake replies, alerts; a failed write ends (and may destroy) the channel
+  if (!*alive || ended_) return;
   if (!s.ok()) return End(s);
   if (!ready_ && tls_->handshake_done()) {
     ready_ = true;
@@ -120,6 +123,7 @@ void TlsChannel::OnData(std::span<const uint8_t> bytes) {
 
 Status TlsChannel::Send(std::span<const uint8_t> body) {
   if (ended_ || !ready_) return Status::Aborted("channel not open");
+  auto alive = alive_;
   std::vector<uint8_t> frame = wire::EncodeFrame(body);
   std::span<const uint8_t> rest(frame);
   while (!rest.empty()) {
@@ -127,7 +131,7 @@ Status TlsChannel::Send(std::span<const uint8_t> body) {
     GOSSYNC_RETURN_IF_ERROR(tls_->WritePlaintext(rest.subspan(0, n)));
     rest = rest.subspan(n);
     Flush();
-    if (ended_) return Status::Aborted("channel closed");
+    if (!*alive || ended_) return Status::Aborted("channel closed");
   }
   if (stream_ && stream_->write_queue_bytes() > kMaxQueuedBytes) stream_->PauseReading();
   return Status::Ok();
@@ -145,10 +149,11 @@ void TlsChannel::Flush() {
 void TlsChannel::Finish() {
   if (ended_ || finishing_) return;
   finishing_ = true;
+  auto alive = alive_;
   if (tls_) (void)tls_->Shutdown();
   Flush();
+  if (!*alive || ended_) return;
   if (!stream_) return End(Status::Ok());
-  auto alive = alive_;
   Status s = stream_->Shutdown([this, alive](const Status&) {
     if (*alive) End(Status::Ok());
   });
@@ -163,6 +168,16 @@ void TlsChannel::End(const Status& why) {
   auto cbs = std::move(callbacks_);
   callbacks_ = std::make_shared<Callbacks>();
   if (cbs->on_closed) cbs->on_closed(why);
+}
+
+void TlsChannel::HoldReading(bool hold) {
+  hold_ = hold;
+  if (!stream_ || ended_) return;
+  if (hold) {
+    stream_->PauseReading();
+  } else if (stream_->write_queue_bytes() <= kMaxQueuedBytes) {
+    stream_->ResumeReading();
+  }
 }
 
 void TlsChannel::Close() {

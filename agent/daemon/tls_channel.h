@@ -32,6 +32,8 @@ class TlsChannel {
     // EOF between frames, else why (handshake refused, truncated, reset...).
     // Called at most once; the channel is closed when it runs.
     std::function<void(const Status& why)> on_closed;
+    // Optional: our queued output has all reached the kernel (see HoldReading).
+    std::function<void()> on_drain;
   };
 
   // Server side of an accepted connection.
@@ -51,6 +53,10 @@ class TlsChannel {
   void Finish();
   // Closes at once (queued output is dropped). No callback runs afterwards.
   void Close();
+  // While held, nothing more is read from the peer (frames already decoded
+  // are still delivered). The owner holds reading while it cannot keep up,
+  // e.g. while its own answers wait to be sent, and releases it in on_drain.
+  void HoldReading(bool hold);
 
   const std::string& peer_name() const { return peer_; }
   std::string remote_address() const;
@@ -78,6 +84,7 @@ class TlsChannel {
   bool ready_ = false;
   bool ended_ = false;
   bool finishing_ = false;
+  bool hold_ = false;
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -266,7 +266,7 @@ std::string TreeFingerprint(const std::string& dir) {
   std::map<std::string, std::string> items;
   for (auto it = fs::recursive_directory_iterator(dir, fs::directory_options::none);
        it != fs::recursive_directory_iterator(); ++it) {
-    std::string rel = fs::relative(it->path(), dir).string();
+    std::string rel = it->path().lexically_relative(dir).string();  // never resolves symlinks
     struct stat st;
     if (lstat(it->path().c_str(), &st) != 0) continue;
     char mode[16];

@@ -97,6 +97,8 @@ Link::Link(MemNode& a, MemNode& b, LinkOptions options) {
     o->max_in_flight_blocks = options.max_in_flight_blocks;
     o->max_active_pulls = options.max_active_pulls;
     o->max_active_large_pulls = options.max_active_large_pulls;
+    o->max_listed_blocks = options.max_listed_blocks;
+    o->max_queued_pulls = options.max_queued_pulls;
   }
   if (options.root_hint) oa.peer_root = b.data().Root();
   if (options.tune_a) options.tune_a(oa);

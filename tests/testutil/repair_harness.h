@@ -74,6 +74,8 @@ struct LinkOptions {
   // Last say on each side's options (tombstone ttl, catch-up mode, ...).
   std::function<void(core::RepairOptions&)> tune_a = nullptr;
   std::function<void(core::RepairOptions&)> tune_b = nullptr;
+  uint64_t max_listed_blocks = uint64_t{1} << 18;
+  size_t max_queued_pulls = 32768;
 };
 
 class Link {
