@@ -94,6 +94,10 @@ class RepairService {
   void Dial(const core::SessionRequest& req, bool dry_run);
   void OnAccept(std::unique_ptr<io::TcpStream> stream);
   void OnChannelReady(Conn* c, const std::string& peer);
+  // A connection from `peer` arrived while our own session to it runs: ends
+  // ours if the scheduler's tie-break says it gives way (true), so the
+  // inbound one can start.
+  bool YieldOutboundTo(const std::string& peer, uint64_t inbound_id);
   // Runs `input` on the store strand against the session, then sends.
   void RunOnStore(Conn* c, std::function<core::RepairSession::Actions(StoreSide&, int64_t)> input);
   void HandleOut(Conn* c, NetOut& out);
