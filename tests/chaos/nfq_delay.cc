@@ -12,8 +12,8 @@
 // adding the rule; the rule has --queue-bypass, so packets pass untouched
 // while no helper is bound). On SIGTERM or SIGINT it lets every held packet
 // go at once and exits 0; a final line on stderr counts packets.
-#include <libnetfilter_queue/libnetfilter_queue.h>
 #include <arpa/inet.h>
+#include <libnetfilter_queue/libnetfilter_queue.h>
 #include <linux/netfilter.h>
 #include <poll.h>
 #include <signal.h>
@@ -142,8 +142,8 @@ int main(int argc, char** argv) {
   while (!g_stop) {
     int timeout_ms = -1;
     if (!st.held.empty()) {
-      auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(st.held.top().due -
-                                                                        Clock::now());
+      auto wait =
+          std::chrono::duration_cast<std::chrono::milliseconds>(st.held.top().due - Clock::now());
       timeout_ms = wait.count() < 0 ? 0 : static_cast<int>(wait.count()) + 1;
     }
     pollfd p{fd, POLLIN, 0};

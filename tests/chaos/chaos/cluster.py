@@ -62,7 +62,12 @@ class Agent:
         self.ip = cluster.net.ip[name]
         self.gossip_address = "%s:7946" % self.ip
         self.repair_address = "%s:7947" % self.ip
-        self.keyring = cluster.keyring
+        # Each node has its own copy of the keyring, as on real servers
+        # (key rotation changes them one by one).
+        self.keyring = os.path.join(self.root, "gossip.keys")
+        os.makedirs(self.root, exist_ok=True)
+        shutil.copyfile(cluster.keyring, self.keyring)
+        os.chmod(self.keyring, 0o600)
         self.skew = None          # e.g. "+1h": the agent runs under faketime
         self.proc = None
         self.paused = False
@@ -127,6 +132,7 @@ class Agent:
                                                      self.config_path],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
         log.close()
+        self.started_wall = time.time()
         self.paused = False
         util.log("%s started pid %d%s" % (self.name, self.proc.pid,
                                           " (clock %s)" % self.skew if self.skew else ""))
