@@ -9,7 +9,7 @@ WERROR ?= OFF
 DEPS := build-essential cmake pkg-config clang libclang-rt-14-dev \
   libuv1-dev libssl-dev openssl libmsgpack-cxx-dev libspdlog-dev catch2 libsqlite3-dev \
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libsystemd-dev systemd \
-  rsync python3 iproute2 iptables nftables faketime procps \
+  rsync python3 iproute2 iptables nftables faketime procps libnetfilter-queue-dev \
   dpkg-dev lintian strace man-db groff-base gzip adduser init-system-helpers
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -34,6 +34,16 @@ bool RepairScheduler::InboundStarted(uint64_t now_ms, const std::string& peer) {
   return true;
 }
 
+bool RepairScheduler::YieldToInbound(const std::string& local, const std::string& peer) {
+  auto it = peers_.find(peer);
+  if (it == peers_.end() || !it->second.running || it->second.inbound || !(peer < local)) {
+    return false;
+  }
+  it->second.running = false;
+  --running_;
+  return true;
+}
+
 void RepairScheduler::Ended(uint64_t now_ms, const std::string& peer, bool ok, double jitter) {
   auto it = peers_.find(peer);
   if (it == peers_.end() || !it->second.running) return;

@@ -65,6 +65,16 @@ class RepairScheduler {
   // already running with it (the caller refuses the connection) or no slot
   // is free.
   bool InboundStarted(uint64_t now_ms, const std::string& peer);
+  // Both sides dialed at once: gossip shows each the differing root at the
+  // same moment, so each has its own session to the other running when the
+  // other's connection arrives, and refusing it as busy on both sides fails
+  // both sessions and backs both off, again and again on a slow link. The
+  // rule both sides apply: the session started by the node whose name sorts
+  // first is kept. True when that means our running outbound session to
+  // `peer` gives way (`peer` < `local`): its slot is freed with no failure
+  // counted, so InboundStarted succeeds; the caller drops the outbound
+  // session. False (nothing changes) otherwise.
+  bool YieldToInbound(const std::string& local, const std::string& peer);
   // A session ended (either direction). `jitter` in [0, 1) spreads retries.
   void Ended(uint64_t now_ms, const std::string& peer, bool ok, double jitter);
   // The peer left the cluster or died: forget what waits for it.

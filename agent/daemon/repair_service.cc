@@ -334,7 +334,9 @@ void RepairService::OnAccept(std::unique_ptr<io::TcpStream> stream) {
             if (!conns_.count(id)) return;
             Conn* conn = conns_[id].get();
             conn->peer = peer;
-            if (!scheduler_.InboundStarted(static_cast<uint64_t>(Mono()), peer)) {
+            const uint64_t now = static_cast<uint64_t>(Mono());
+            if (!scheduler_.InboundStarted(now, peer) &&
+                !(YieldOutboundTo(peer, id) && scheduler_.InboundStarted(now, peer))) {
               ++refused_;
               Logger("repair")->info("session={} refused peer={} reason=busy", id, peer);
               conn->channel->Close();
@@ -419,6 +421,18 @@ void RepairService::Feed(Conn* c) {
   if (c->channel && !c->ended) {
     c->channel->HoldReading(c->inbox_bytes > kMaxInbox || QueuedOut(c) >= kMaxQueuedOut);
   }
+}
+
+bool RepairService::YieldOutboundTo(const std::string& peer, uint64_t inbound_id) {
+  Conn* out = nullptr;
+  for (auto& [cid, conn] : conns_) {
+    if (conn->initiator && !conn->dry_run && !conn->ended && conn->peer == peer) out = conn.get();
+  }
+  if (out == nullptr || !scheduler_.YieldToInbound(config_.node, peer)) return false;
+  Logger("repair")->info("session={} yields peer={} to_session={} reason=both_dialed", out->id,
+                         peer, inbound_id);
+  End(out, false, "yielded: the peer's session replaces ours (both dialed at once)");
+  return true;
 }
 
 void RepairService::OnChannelReady(Conn* c, const std::string& peer) {

@@ -100,6 +100,10 @@ class RepairService {
   void OnFrame(uint64_t id, std::vector<uint8_t> body);
   // The stream ended: cleanly (OK) or with an error the session is told of.
   void OnStreamEnd(Conn* c, const Status& why);
+  // A connection from `peer` arrived while our own session to it runs: ends
+  // ours if the scheduler's tie-break says it gives way (true), so the
+  // inbound one can start.
+  bool YieldOutboundTo(const std::string& peer, uint64_t inbound_id);
   // Runs `input` on the store strand against the session, then sends.
   // `frame`: the input is a received frame (counted against the frames a
   // session may have on the strand at once).

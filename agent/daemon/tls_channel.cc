@@ -93,7 +93,10 @@ void TlsChannel::OnData(std::span<const uint8_t> bytes) {
   auto alive = alive_;
   auto cbs = callbacks_;  // a callback may End() the channel, or destroy it
   Status s = tls_->FeedCiphertext(bytes);
-  Flush();  // handshake replies, alerts; a failed write ends (and may destroy) the channel
+  // Handshake replies, alerts. A failed write ends the channel, and the
+  // on_closed callback may destroy it (a finishing channel's owner drops it
+  // there): `this` must not be touched after that.
+  Flush();
   if (!*alive || ended_) return;
   if (!s.ok()) return End(s);
   if (!ready_ && tls_->handshake_done()) {

@@ -91,5 +91,32 @@ TEST_CASE("RepairScheduler: an inbound session blocks an outbound one with the s
   CHECK(s.running() == 0);
 }
 
+TEST_CASE("RepairScheduler: when both sides dial at once, the first name's session is kept",
+          "[scheduler]") {
+  SchedulerConfig c;
+  c.max_sessions = 1;
+  RepairScheduler alpha(c), beta(c);
+  alpha.RootDiffers(0, "beta", "b:1");
+  beta.RootDiffers(0, "alpha", "a:1");
+  REQUIRE(alpha.Due(0).size() == 1);
+  REQUIRE(beta.Due(0).size() == 1);
+  // Each receives the other's connection while its own session runs.
+  CHECK_FALSE(alpha.InboundStarted(1, "beta"));
+  CHECK_FALSE(alpha.YieldToInbound("alpha", "beta"));  // alpha's session is kept
+  CHECK_FALSE(beta.InboundStarted(1, "alpha"));
+  CHECK(beta.YieldToInbound("beta", "alpha"));  // beta's gives way
+  CHECK(beta.running() == 0);
+  // The dropped outbound session's end counts no failure and backs nothing off.
+  beta.Ended(1, "alpha", false, 0);
+  CHECK(beta.peers().at("alpha").failures == 0);
+  CHECK(beta.peers().at("alpha").not_before_ms == 0);
+  CHECK(beta.InboundStarted(1, "alpha"));
+  CHECK(beta.running() == 1);
+  // An inbound session never yields to another inbound one.
+  RepairScheduler gamma(c);
+  CHECK(gamma.InboundStarted(0, "alpha"));
+  CHECK_FALSE(gamma.YieldToInbound("gamma", "alpha"));
+}
+
 }  // namespace
 }  // namespace gossync::core
