@@ -11,6 +11,7 @@
 // run) and settles for 30 s first. Deterministic for a given --seed.
 //
 // Usage: bench_gossip_sim [--nodes 1000,10000] [--seed 1] [--minutes 10] [--loss 0.05]
+//                         [--broadcast-ms 200] [--sync-ms 30000]  (config overrides)
 // Memory: ~100 bytes per (node, member) pair: 10,000 nodes need ~8 GB.
 #include <sys/resource.h>
 
@@ -37,6 +38,8 @@ struct Args {
   uint64_t seed = 1;
   double minutes = 10;
   double loss = 0.05;
+  int64_t broadcast_ms = -1;  // core::MembershipConfig::broadcast_interval_ms; -1 = default
+  int64_t sync_ms = -1;       // core::MembershipConfig::sync_interval_ms; -1 = default
 };
 
 double Seconds(std::chrono::steady_clock::time_point since) {
@@ -58,6 +61,9 @@ void Run(size_t n, const Args& args) {
   o.seed_count = 3;
   o.warm_start = true;
   o.base.max_members = std::max<size_t>(o.base.max_members, 2 * n);
+  if (args.broadcast_ms >= 0)
+    o.base.broadcast_interval_ms = static_cast<uint32_t>(args.broadcast_ms);
+  if (args.sync_ms >= 0) o.base.sync_interval_ms = static_cast<uint32_t>(args.sync_ms);
   SimCluster c(o);
   const gossync::core::MembershipConfig& cfg = c.node(0).config();
   std::printf(
@@ -218,9 +224,14 @@ int main(int argc, char** argv) {
       args.minutes = std::atof(argv[++i]);
     } else if (a == "--loss" && v) {
       args.loss = std::atof(argv[++i]);
+    } else if (a == "--broadcast-ms" && v) {
+      args.broadcast_ms = std::atoll(argv[++i]);
+    } else if (a == "--sync-ms" && v) {
+      args.sync_ms = std::atoll(argv[++i]);
     } else {
       std::fprintf(stderr,
-                   "usage: %s [--nodes 1000,10000] [--seed 1] [--minutes 10] [--loss 0.05]\n",
+                   "usage: %s [--nodes 1000,10000] [--seed 1] [--minutes 10] [--loss 0.05]"
+                   " [--broadcast-ms 200] [--sync-ms 30000]\n",
                    argv[0]);
       return 2;
     }
@@ -231,8 +242,17 @@ int main(int argc, char** argv) {
     nodes += std::to_string(n);
   }
   char cmd[512];
-  std::snprintf(cmd, sizeof cmd, "%s --nodes %s --seed %llu --minutes %g --loss %g", argv[0],
-                nodes.c_str(), static_cast<unsigned long long>(args.seed), args.minutes, args.loss);
+  int len = std::snprintf(cmd, sizeof cmd, "%s --nodes %s --seed %llu --minutes %g --loss %g",
+                          argv[0], nodes.c_str(), static_cast<unsigned long long>(args.seed),
+                          args.minutes, args.loss);
+  if (args.broadcast_ms >= 0 && len > 0 && len < int(sizeof cmd)) {
+    len += std::snprintf(cmd + len, sizeof cmd - len, " --broadcast-ms %lld",
+                         static_cast<long long>(args.broadcast_ms));
+  }
+  if (args.sync_ms >= 0 && len > 0 && len < int(sizeof cmd)) {
+    std::snprintf(cmd + len, sizeof cmd - len, " --sync-ms %lld",
+                  static_cast<long long>(args.sync_ms));
+  }
   std::printf("rerun: %s\n", cmd);
   for (size_t n : args.nodes) Run(n, args);
   std::printf("\nrerun: %s\n", cmd);

@@ -36,7 +36,8 @@
 //     incarnation.
 //   - Every gossip interval: a Gossip (root, entry count, HLC) to fanout
 //     random live members; a received root that differs from ours yields
-//     RootDiffers.
+//     RootDiffers. While updates are queued, such rounds also run every
+//     broadcast_interval, to carry them.
 //   - Joining: join pings (a Ping addressed to no one) to every seed,
 //     retried with doubling backoff while none answers; the first that
 //     answers is asked for its member list (SyncRequest/SyncPage, one page
@@ -273,6 +274,7 @@ class Membership {
   bool joined_ = false;
   uint64_t next_probe_ms_ = 0;
   uint64_t next_gossip_ms_ = 0;
+  uint64_t next_flush_ms_ = 0;  // the next broadcast flush, while the queue is not empty
   uint64_t next_join_ms_ = 0;
   uint64_t join_backoff_ms_ = 0;
   uint64_t next_seed_ms_ = 0;

@@ -38,6 +38,8 @@ Status MembershipConfig::Validate() const {
   Range(&e, "gossip_interval_ms", gossip_interval_ms, 10, 600000);
   Range(&e, "gossip_jitter_pct", gossip_jitter_pct, 0, 50);
   Range(&e, "gossip_fanout", gossip_fanout, 1, 16);
+  if (broadcast_interval_ms != 0)
+    Range(&e, "broadcast_interval_ms", broadcast_interval_ms, 10, 600000);
   Range(&e, "join_retry_ms", join_retry_ms, 1, 3600000);
   Range(&e, "join_retry_max_ms", join_retry_max_ms, join_retry_ms, 3600000);
   Range(&e, "dead_reap_ms", dead_reap_ms, 1, uint64_t{365} * 24 * 3600 * 1000);

@@ -37,9 +37,12 @@ struct MembershipConfig {
   // ---- Root exchange ----
   uint32_t gossip_interval_ms = 1000;  // a gossip round, jittered by +-gossip_jitter_pct
   uint32_t gossip_jitter_pct = 10;
-  uint32_t gossip_fanout = 2;          // members a round gossips to
-  uint32_t gossip_to_dead_ms = 30000;  // dead members stay gossip targets this long, to
-                                       // hear that they are dead and refute
+  uint32_t gossip_fanout = 2;            // members a round gossips to
+  uint32_t gossip_to_dead_ms = 30000;    // dead members stay gossip targets this long, to
+                                         // hear that they are dead and refute
+  uint32_t broadcast_interval_ms = 200;  // while updates wait to be piggybacked, they also go
+                                         // out this often to fanout members (memberlist's
+                                         // GossipInterval); 0 = only with probes and rounds
 
   // ---- Joining, healing, forgetting ----
   uint32_t join_retry_ms = 1000;           // first retry of the seeds while none answers...

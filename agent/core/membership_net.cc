@@ -21,6 +21,7 @@ void Membership::Start(uint64_t now) {
   // Random phases, so nodes started together do not probe and gossip in step.
   next_probe_ms_ = now + Uniform(config_.probe_interval_ms);
   next_gossip_ms_ = now + Uniform(config_.gossip_interval_ms);
+  next_flush_ms_ = now + Uniform(config_.broadcast_interval_ms);
   next_join_ms_ = now;
   // The periodic work too, spread over its (scaled) interval: nodes started
   // together (or restored with a large member list) must not all pull member
@@ -48,6 +49,7 @@ uint64_t Membership::NextTickMs() const {
   }
   if (config_.sync_interval_ms > 0) t = std::min(t, next_sync_ms_);
   if (config_.reconnect_interval_ms > 0 && !reap_at_.empty()) t = std::min(t, next_reconnect_ms_);
+  if (config_.broadcast_interval_ms > 0) t = std::min(t, next_flush_ms_);
   if (sync_.active) t = std::min(t, sync_.deadline_ms);
   if (!suspicion_deadlines_.empty()) t = std::min(t, suspicion_deadlines_.begin()->first);
   if (!reap_at_.empty()) t = std::min(t, reap_at_.begin()->first);
@@ -75,6 +77,15 @@ void Membership::Tick(uint64_t now, Actions* out) {
   if (now >= next_gossip_ms_) {
     next_gossip_ms_ = now + Jittered(config_.gossip_interval_ms, config_.gossip_jitter_pct);
     GossipRound(now, config_.gossip_fanout, out);
+  }
+  // Updates waiting in the queue go out faster than the rounds: under churn
+  // (many suspicions and refutations) probes and rounds alone cannot carry
+  // them all, and the last members to hear a refutation would time out.
+  // A fixed tick, as memberlist's gossip ticker: an update waits for the
+  // next one rather than being relayed the moment it arrives.
+  if (config_.broadcast_interval_ms > 0 && now >= next_flush_ms_) {
+    next_flush_ms_ = now + Jittered(config_.broadcast_interval_ms, config_.gossip_jitter_pct);
+    if (!queue_.empty()) GossipRound(now, config_.gossip_fanout, out);
   }
   TickSync(now, out);
   if (config_.reconnect_interval_ms > 0 && now >= next_reconnect_ms_) {

@@ -466,6 +466,36 @@ TEST_CASE("Membership: a joiner pulls the seed's member list page by page", "[me
   CHECK(j.stats().sync_pages_received == pages);
 }
 
+TEST_CASE("Membership: queued updates go out every broadcast interval, and only then",
+          "[membership]") {
+  MembershipConfig c = Config("a", "10.0.0.1:7946", kBootA);
+  c.broadcast_interval_ms = 200;
+  c.gossip_jitter_pct = 0;
+  c.probe_interval_ms = 60000;  // keep probes and rounds out of the way
+  c.gossip_interval_ms = 60000;
+  c.sync_interval_ms = 0;
+  Membership a(c);
+  Peer b = MakePeer("b", 2);
+  Actions out;
+  a.HandlePacket(1000, "10.0.0.2:7946", b.To(a, Gossip{}), &out);  // b joins: news to spread
+  a.Tick(1000, &out);
+  out.Clear();
+  // With a single other member, each flush carries the news to b until its
+  // retransmissions are spent; then the flushes stop.
+  std::vector<uint64_t> flushes;
+  for (uint64_t t = 1001; t <= 30000; t = std::max(t + 1, a.NextTickMs())) {
+    a.Tick(t, &out);
+    for (const Outgoing& o : out.sends) {
+      if (!o.packet.updates.empty()) flushes.push_back(t);
+    }
+    out.Clear();
+  }
+  REQUIRE(flushes.size() >= 2);
+  for (size_t i = 1; i < flushes.size(); ++i) CHECK(flushes[i] - flushes[i - 1] == 200);
+  CHECK(flushes.size() == static_cast<size_t>(RetransmitLimit(c.retransmit_mult, 2)));
+  CHECK(a.broadcasts().empty());
+}
+
 // ---- Small clusters on the simulator ---------------------------------------------
 
 SimOptions Small(size_t n) {
