@@ -3,6 +3,8 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <mutex>
+#include <utility>
 
 #include "agent/core/conflict.h"
 #include "agent/core/repair_session.h"
@@ -56,6 +58,10 @@ struct RepairService::StoreSide {
   std::shared_ptr<const store::IgnoreMatcher> ignore;
   std::shared_ptr<store::OpenTemps> open_temps;
   std::vector<std::string> applied;  // paths whose entries this session changed here
+  // Frames decoded on the loop, waiting for the strand (OnFrame).
+  std::mutex inbox_mu;
+  std::vector<std::shared_ptr<Result<core::RepairMessage>>> inbox;
+  bool inbox_posted = false;
 };
 
 // What a strand item hands back to the loop.
@@ -281,12 +287,42 @@ void RepairService::OnFrame(uint64_t id, std::vector<uint8_t> body) {
   // Decoding is cheap and needs no store: done here, on the loop.
   auto msg = std::make_shared<Result<core::RepairMessage>>(
       wire::DecodeMessage(body, config_.repair.max_frame_bytes));
-  RunOnStore(it->second.get(), [msg](StoreSide& s, int64_t now) {
-    if (!msg->ok()) {
-      return s.session->OnProtocolError(now, wire::DecodeErrorCounter(msg->status()),
-                                        msg->status().message());
+  // Frames that arrive while the strand is busy wait in the inbox and run in
+  // one strand item, whose file commits then share their fsyncs (the
+  // executor's deferred commits): group commit, sized by the disk's pace.
+  Conn* c = it->second.get();
+  if (c->ended || !c->store) return;
+  bool post = false;
+  {
+    std::lock_guard<std::mutex> lock(c->store->inbox_mu);
+    c->store->inbox.push_back(std::move(msg));
+    post = !std::exchange(c->store->inbox_posted, true);
+  }
+  if (!post) return;
+  RunOnStore(c, [](StoreSide& s, int64_t now) {
+    std::vector<std::shared_ptr<Result<core::RepairMessage>>> msgs;
+    {
+      std::lock_guard<std::mutex> lock(s.inbox_mu);
+      msgs.swap(s.inbox);
+      s.inbox_posted = false;
     }
-    return s.session->OnMessage(now, std::move(msg->value()));
+    core::RepairSession::Actions net;
+    for (size_t i = 0; i < msgs.size(); ++i) {
+      Result<core::RepairMessage>& m = *msgs[i];
+      core::RepairSession::Actions in =
+          m.ok() ? s.session->OnMessage(now, std::move(m.value()))
+                 : s.session->OnProtocolError(now, wire::DecodeErrorCounter(m.status()),
+                                              m.status().message());
+      core::RepairSession::Actions out =
+          s.executor->Drive(*s.session, std::move(in), now, i + 1 < msgs.size());
+      bool end = false;
+      for (core::RepairAction& a : out) {
+        end |= !std::holds_alternative<core::repair::Send>(a);
+        net.push_back(std::move(a));
+      }
+      if (end) break;
+    }
+    return net;
   });
 }
 

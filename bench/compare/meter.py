@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+"""Measurement, the same for every tool: bytes on the wire from iptables byte
 counters on the tool's ports, CPU seconds and peak RSS from /proc, and tree
 fingerprints to tell when every node matches the source."""
 import os

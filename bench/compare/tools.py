@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+"""The tools under comparison, each on 127.0.0.1 with its own ports and dirs.
 
 A tool has N nodes; node i's data is work/node{i}/data. Push tools (rsync,
 Unison) copy from the writing node to every other node when sync() is
