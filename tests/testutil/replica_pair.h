@@ -94,13 +94,16 @@ struct PairOptions {
   bool dry_run = false;
   bool root_hint = true;  // the initiator knows the responder's root
   size_t max_in_flight_blocks = core::kMaxInFlightBlocks;
+  // As the daemon does: the frames of one flight but the last are driven
+  // with defer_commits, so their file commits form one batch.
+  bool batch_commits = true;
 };
 
 class SessionPair {
  public:
   struct Side {
     Side(ReplicaNode* n, core::RepairOptions o);
-    void Handle(core::RepairSession::Actions actions);
+    void Handle(core::RepairSession::Actions actions, bool defer_commits = false);
     void Receive(std::span<const uint8_t> bytes);
     void PeerClosed();
     bool ended() const { return finished || aborted; }
@@ -118,6 +121,7 @@ class SessionPair {
     std::function<bool(const core::RepairMessage&)> on_frame;
     bool cut = false;
     int64_t* now = nullptr;
+    bool batch_commits = true;
   };
 
   // `a` initiates, `b` responds.
