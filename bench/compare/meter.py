@@ -109,8 +109,9 @@ class Procs:
                         f.write("5")
                 except OSError:
                     pass
-        self.cpu0 = {p: (_stat(p) or (0, 0.0))[1] for pids in nodes for p in pids}
-        self.last = {}
+        # Every descendant too: a tool may do its work in a child (e.g. a
+        # monitor process that runs the real one).
+        self.cpu0 = {p: (_stat(p) or (0, 0.0))[1] for pids in nodes for p in descendants(pids)}
         self.peak = [0 for _ in nodes]
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._sample, daemon=True)
@@ -123,20 +124,21 @@ class Procs:
 
     def _sample_once(self):
         for i, pids in enumerate(self.get_nodes()):
-            for p in pids:
-                st = _stat(p)
-                if st:
-                    self.last[p] = (i, st[1])
             for p in descendants(pids):
                 self.peak[i] = max(self.peak[i], _hwm_kb(p))
 
     def end(self):
+        """CPU of the processes alive now (since begin, or since they
+        started); a child that exited meanwhile is in its parent's cutime."""
         self._stop.set()
         self._t.join()
         self._sample_once()
         cpu = [0.0 for _ in self.peak]
-        for p, (i, c) in self.last.items():
-            cpu[i] += c - self.cpu0.get(p, 0.0)
+        for i, pids in enumerate(self.get_nodes()):
+            for p in descendants(pids):
+                st = _stat(p)
+                if st:
+                    cpu[i] += st[1] - self.cpu0.get(p, 0.0)
         return cpu, [k / 1024 for k in self.peak]
 
 

@@ -99,11 +99,17 @@ def main():
     out = open(a.out, "a")
     try:
         rng = random.Random(11)
+
+        def ready_count(i):
+            with open(os.path.join(work, f"node{i}", "daemon.log"), errors="replace") as f:
+                return sum(" agent ready " in line for line in f)
+        ready0 = ready_count(0)
         for k in [int(x) for x in a.diffs.split(",")]:
             # n0 alone: change k files, wait until its root moved and settled.
             p0 = g._spawn(0, [g.gossyncd, "--config",
                               os.path.join(work, "node0", "gossync.toml")])
-            wait(lambda: g.status(0), 600, "n0 up")
+            wait(lambda: ready_count(0) > ready0, 1800, "n0 ready (first scan done)")
+            ready0 += 1
             root_before = g.status(0)["root"]
             picks = rng.sample(range(n), k)
             for i in picks:
@@ -128,7 +134,9 @@ def main():
             p1 = g._spawn(1, [g.gossyncd, "--config",
                               os.path.join(work, "node1", "gossync.toml")])
             want = g.status(0)["root"]
-            wait(lambda: g.status(1)["root"] == want, 1800, "n1 converged")
+            sessions = len(g.session_logs(1))
+            wait(lambda: len(g.session_logs(1)) > sessions and g.status(1)["root"] == want,
+                 1800, "n1 converged")
             secs = time.monotonic() - t0
             time.sleep(0.5)
             tcp = wire.read()
