@@ -218,6 +218,33 @@ def wait_converged(dirs, timeout, interval=0.1):
     return None
 
 
+def wait_signal(dirs, signal, timeout, interval=0.02):
+    """For a daemon with a cheap "in sync" signal (gossync: equal roots;
+    Syncthing: 100% completion): polls the signal; when it holds, checks the
+    trees (fingerprints, not timed). The time is when the signal first held
+    for a state whose trees match; a signal that holds early (before the
+    source has indexed its change) is ignored by the check. Falls back to
+    wait_converged's polling if the signal never agrees with the trees."""
+    deadline = time.monotonic() + timeout
+    ref = None
+    while time.monotonic() < deadline:
+        try:
+            ok = signal()
+        except Exception:
+            ok = False
+        if ok:
+            t = time.monotonic()
+            if ref is None:
+                ref = fingerprint(dirs[0])
+            if all(fingerprint(d) == ref for d in dirs[1:]):
+                return t
+            # Not yet (a stale signal): do not walk the trees at every poll.
+            time.sleep(max(interval, 2 * (time.monotonic() - t)))
+            continue
+        time.sleep(interval)
+    return None
+
+
 def wait_file(dirs, rel, data, timeout, interval=0.005):
     """Polls until `rel` holds `data` in every dir; returns the time."""
     deadline = time.monotonic() + timeout

@@ -107,7 +107,19 @@ class Bench:
         return self.record(tool, scenario, run, secs, extra, res, self.wire.read())
 
     def converged(self, tool):
-        return lambda: meter.wait_converged(tool.dirs, TIMEOUT)
+        """Push tools: done when their command returns (checked, not timed;
+        polled if the trees still differ). Daemons: their own signal,
+        checked against the trees (meter.wait_signal), else polling."""
+        def wait():
+            if not tool.daemon:
+                t = time.monotonic()
+                ref = meter.fingerprint(tool.dirs[0])
+                if all(meter.fingerprint(d) == ref for d in tool.dirs[1:]):
+                    return t
+            elif tool.in_sync is not None:
+                return meter.wait_signal(tool.dirs, tool.in_sync, TIMEOUT)
+            return meter.wait_converged(tool.dirs, TIMEOUT, interval=0.05)
+        return wait
 
     def start(self, tool):
         """Start daemons that are not the thing measured (push tools' servers;

@@ -48,6 +48,8 @@ class Tool:
     def ports(self):
         return []
 
+    in_sync = None  # a cheap convergence signal, if the tool has one
+
     def node_pids(self):
         pids = [[] for _ in range(self.n)]
         for i, p in self.procs:
@@ -212,6 +214,17 @@ class Gossync(Tool):
         for i in range(self.n):
             _wait(lambda: self.status(i) is not None, timeout, f"gossync n{i} admin socket")
 
+    def in_sync(self):
+        """Every node reports the same root (its index, which is updated only
+        after the files are durable and in place)."""
+        roots = set()
+        for i in range(self.n):
+            st = self.status(i)
+            if not st:
+                return False
+            roots.add(st["root"])
+        return len(roots) == 1
+
     def session_logs(self, i):
         with open(os.path.join(self.work, f"node{i}", "daemon.log"), errors="replace") as f:
             return [l for l in f if "session=" in l and " done " in l]
@@ -304,6 +317,17 @@ class Syncthing(Tool):
             _wait(lambda: sum(c.get("connected", False) for c in
                               self.api(i, "GET", "/rest/system/connections")["connections"]
                               .values()) == self.n - 1, 120, f"syncthing {i} connected")
+
+    def in_sync(self):
+        """The source (node 0) sees every other device at 100% of the folder
+        and is idle itself (nothing left to scan)."""
+        if self.api(0, "GET", "/rest/db/status?folder=bench").get("state") != "idle":
+            return False
+        for j in range(1, self.n):
+            c = self.api(0, "GET", f"/rest/db/completion?folder=bench&device={self.ids[j]}")
+            if c.get("completion", 0) < 100 or c.get("needItems", 1) or c.get("needDeletes", 0):
+                return False
+        return True
 
     def add_folder(self):
         for i in range(self.n):
