@@ -21,7 +21,10 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 600
 FUZZ_SMOKE_SECONDS ?= 20
 
-.PHONY: all deps build build-asan test test-packaging demo bench clean fuzz fuzz-build package packaging-check
+# The peers of the side-by-side suite (bench/compare), only for `make bench`.
+BENCH_DEPS := unison syncthing csync2 python3-matplotlib iptables rsync diffutils
+
+.PHONY: all deps bench-deps build build-asan test test-packaging demo bench clean fuzz fuzz-build package packaging-check
 
 all: build
 
@@ -69,8 +72,18 @@ fuzz: fuzz-build
 demo: build
 	tests/demo/demo.sh $(BUILD)
 
-bench: build
+bench-deps:
+	@$(MAKE) --no-print-directory deps DEPS="$(BENCH_DEPS)"
+
+# Micro benchmarks, then the side-by-side suite (as root: iptables counters)
+# and gossync's reconciliation cost at 1,000,000 entries; the table goes into
+# docs/performance.md and the plots into docs/img. Not part of `make test`.
+BENCH_RUNS ?= 3
+bench: build bench-deps
 	./bench/run.sh $(BUILD)
+	/usr/bin/python3 bench/compare/suite.py --build $(BUILD) --runs $(BENCH_RUNS)
+	/usr/bin/python3 bench/compare/million.py --build $(BUILD)
+	/usr/bin/python3 bench/compare/report.py --docs docs/performance.md --img docs/img
 
 # The .deb: a Release build with Debian's hardening flags, then CPack
 # (packaging/cpack.cmake). Prints the package's path last.

@@ -55,9 +55,10 @@ bool RepairSession::Impl::DisposeUnsent(const Entry& e) {
   tomb.deleted = true;
   const uint64_t op = next_op++;
   busy.insert(e.path);
-  LocalOp o{e.path, std::nullopt, tomb.Digest()};
-  o.purge_after = tomb;
-  ops[op] = std::move(o);
+  LocalOp& o = ops[op];
+  o.path = e.path;
+  o.digest = tomb.Digest();
+  o.purge_after.emplace(tomb);
   Emit(repair::ApplyMeta{op, std::move(tomb), e});
   return true;
 }

@@ -40,8 +40,12 @@ inline constexpr size_t kMaxWantKeys = 65536;
 inline constexpr size_t kMaxBlockReqIndexes = 1024;
 inline constexpr size_t kMaxBlockListHashes = 8192;  // in one BLOCKLIST message
 inline constexpr size_t kMaxReasonBytes = 1024;      // ABORT reason, REQ_ERROR message
-// Per session.
-inline constexpr size_t kMaxInFlightBlocks = 64;
+// Per session: blocks requested and not yet received (puller) or sent
+// (server), bounded in count and in bytes. Counted in blocks alone (64), a
+// window of small files cost a round trip per 64 files; the bytes bound
+// keeps what a server holds in memory for one session at 8 MiB.
+inline constexpr size_t kMaxInFlightBlocks = 1024;
+inline constexpr uint64_t kMaxInFlightBytes = uint64_t{8} << 20;
 // A file of more blocks is not transferred (128 GiB at 128 KiB blocks): its
 // block list alone would take 32 MiB.
 inline constexpr uint64_t kMaxBlocksPerFile = uint64_t{1} << 20;

@@ -53,7 +53,8 @@ bool SameVersionExceptVv(const Entry& a, const Entry& b) {
 RepairSession::Impl::Impl(RepairOptions o, DatasetView* v)
     : opt(std::move(o)), view(v), depth(v->depth()), shape(v->depth()) {
   GOSSYNC_CHECK(opt.block_size > 0);
-  GOSSYNC_CHECK(opt.max_in_flight_blocks > 0 && opt.max_active_pulls > 0 &&
+  GOSSYNC_CHECK(opt.max_in_flight_blocks > 0 && opt.max_in_flight_bytes > 0 &&
+                opt.max_active_pulls > 0 &&
                 opt.max_active_large_pulls > 0);
   dry_run = opt.dry_run;
 }

@@ -78,7 +78,8 @@ struct RepairOptions {
   std::optional<Hash256> peer_root;         // initiator: the root gossip last reported
   uint32_t block_size = kDefaultBlockSize;  // both sides must agree
   size_t max_in_flight_blocks = kMaxInFlightBlocks;
-  size_t max_active_pulls = 64;            // files being fetched at once
+  uint64_t max_in_flight_bytes = kMaxInFlightBytes;  // block data, either way
+  size_t max_active_pulls = 256;           // files being fetched at once (a temp fd each)
   size_t max_active_large_pulls = 4;       // of them, files of more than one block
   // Large pulls run together only while their block lists add up to at most
   // this many blocks (32 bytes each); one alone may be of any size.

@@ -196,15 +196,18 @@ struct RepairSession::Impl {
   };
   std::map<uint32_t, OutReq> out_reqs;
   uint32_t next_req = 1;
-  size_t in_flight = 0;  // blocks requested, not yet received
+  size_t in_flight = 0;         // blocks requested, not yet received
+  uint64_t in_flight_bytes = 0;  // their bytes
 
   // Content we serve.
   struct InReq {
     bool list = false;
     std::vector<uint32_t> indexes;
+    uint64_t bytes = 0;
   };
   std::map<uint32_t, InReq> in_reqs;
   size_t serving_blocks = 0;
+  uint64_t serving_bytes = 0;
   size_t serving_lists = 0;
   // (path, content hash) -> the conflict copy we made of it this session.
   std::map<std::pair<std::string, Hash256>, std::string> copies;

@@ -19,6 +19,12 @@ uint64_t BlockCount(uint64_t size, uint32_t block_size) {
   return size / block_size + (size % block_size != 0 ? 1 : 0);
 }
 
+// The bytes of block `i` of a file of `size` bytes.
+uint64_t BlockLen(uint64_t size, uint32_t block_size, uint64_t i) {
+  const uint64_t off = i * block_size;
+  return off >= size ? 0 : std::min<uint64_t>(block_size, size - off);
+}
+
 ReqErrorCode CodeFor(const Status& s) {
   switch (s.code()) {
     case Code::kNotFound:
@@ -113,8 +119,17 @@ void RepairSession::Impl::RequestBlocks() {
   for (auto& [op, p] : active) {
     if (in_flight >= opt.max_in_flight_blocks) return;
     if (p.state != Pull::State::kFetching || p.failed || p.unrequested == 0) continue;
+    if (in_flight > 0 && in_flight_bytes >= opt.max_in_flight_bytes) return;
     const uint64_t room = opt.max_in_flight_blocks - in_flight;
-    const uint64_t n = std::min<uint64_t>({room, p.unrequested, kMaxBlockReqIndexes});
+    // The bytes left in the window, in this file's blocks (all full-size but
+    // perhaps the last); with nothing in flight, one block always goes.
+    const uint64_t per = std::max<uint64_t>(1, std::min<uint64_t>(opt.block_size, p.entry.size));
+    const uint64_t byte_room =
+        (opt.max_in_flight_bytes - std::min(opt.max_in_flight_bytes, in_flight_bytes)) / per;
+    const uint64_t n = std::min<uint64_t>(
+        {room, in_flight == 0 ? std::max<uint64_t>(byte_room, 1) : byte_room, p.unrequested,
+         kMaxBlockReqIndexes});
+    if (n == 0) continue;  // a smaller file may still fit
     if (n < std::min(p.unrequested, kMinBatch) && in_flight > 0) continue;
     BlockReqMsg m;
     m.req = next_req++;
@@ -125,6 +140,7 @@ void RepairSession::Impl::RequestBlocks() {
       GOSSYNC_CHECK(p.scan < p.blocks);
       if (!p.have[p.scan] && !p.requested[p.scan]) {
         p.requested[p.scan] = true;
+        in_flight_bytes += BlockLen(p.entry.size, opt.block_size, p.scan);
         m.indexes.push_back(static_cast<uint32_t>(p.scan));
         r.pending.insert(static_cast<uint32_t>(p.scan));
       }
@@ -255,8 +271,9 @@ void RepairSession::Impl::OnBlock(BlockMsg& m) {
   }
   const uint64_t op = rit->second.op;
   rit->second.pending.erase(m.index);
-  --in_flight;
   Pull& p = active.at(op);
+  --in_flight;
+  in_flight_bytes -= BlockLen(p.entry.size, opt.block_size, m.index);
   if (rit->second.pending.empty()) {
     out_reqs.erase(rit);
     --p.reqs_out;
@@ -294,6 +311,7 @@ void RepairSession::Impl::OnReqError(const ReqErrorMsg& m) {
   out_reqs.erase(rit);
   in_flight -= r.pending.size();
   Pull& p = active.at(r.op);
+  for (uint32_t i : r.pending) in_flight_bytes -= BlockLen(p.entry.size, opt.block_size, i);
   --p.reqs_out;
   // Not at the path it had: the peer may have made its conflict copy of it
   // since (a session cut between its copy and ours); ask there.
@@ -383,14 +401,24 @@ void RepairSession::Impl::OnBlockReq(BlockReqMsg& m) {
   auto e = view->Get(read);
   if (!e.ok()) return LocalError(e.status());
   const uint64_t blocks = BlockCount((*e)->size, opt.block_size);
+  uint64_t bytes = 0;
   for (uint32_t i : m.indexes) {
     if (i >= blocks) {
       return Fail("bad_block", "BLOCK_REQ for block " + std::to_string(i) + " of a file of " +
                                    std::to_string(blocks) + " blocks");
     }
+    bytes += BlockLen((*e)->size, opt.block_size, i);
+  }
+  // The puller keeps to the same window; a request past it is a greedy
+  // peer's. Only a lone block may exceed it (a block larger than the window).
+  if (serving_bytes + bytes > opt.max_in_flight_bytes &&
+      !(serving_blocks == 0 && m.indexes.size() == 1)) {
+    return Fail("too_many_requests", "more than " + std::to_string(opt.max_in_flight_bytes) +
+                                         " bytes of blocks requested and not yet sent");
   }
   serving_blocks += m.indexes.size();
-  in_reqs[m.req] = InReq{false, m.indexes};
+  serving_bytes += bytes;
+  in_reqs[m.req] = InReq{false, m.indexes, bytes};
   Emit(repair::ReadBlocks{m.req, read, alt, m.hash, opt.block_size, std::move(m.indexes)});
 }
 
@@ -424,6 +452,7 @@ void RepairSession::Impl::BlocksRead(uint32_t req,
   auto it = in_reqs.find(req);
   GOSSYNC_CHECK(it != in_reqs.end() && !it->second.list);
   const std::vector<uint32_t> indexes = std::move(it->second.indexes);
+  serving_bytes -= it->second.bytes;
   in_reqs.erase(it);
   serving_blocks -= indexes.size();
   if (!blocks.ok()) return SendReqError(req, blocks.status());

@@ -41,6 +41,8 @@ constexpr size_t kMaxInbox = 1 << 20;
 // this many, a new one evicts the oldest, so half-open connections cost
 // bounded memory and descriptors and cannot lock out real peers for long.
 constexpr size_t kMaxHandshakes = 64;
+// BLOCK frames handed to the strand as one item at most (group commit).
+constexpr size_t kMaxBatchFrames = 256;
 
 int64_t Wall() { return static_cast<int64_t>(io::WallMillis()); }
 int64_t Mono() { return static_cast<int64_t>(io::MonotonicMillis()); }
@@ -402,19 +404,43 @@ void RepairService::Feed(Conn* c) {
       });
       continue;
     }
-    std::vector<uint8_t>& body = std::get<std::vector<uint8_t>>(input);
-    c->inbox_bytes -= body.size();
-    // Decoding is cheap and needs no store: done here, on the loop.
-    auto msg = std::make_shared<Result<core::RepairMessage>>(
-        wire::DecodeMessage(body, config_.repair.max_frame_bytes));
+    // Decoding is cheap and needs no store: done here, on the loop. A run of
+    // BLOCK frames that arrived while the strand was busy goes as one item,
+    // whose file commits share their fsyncs (the executor's deferred
+    // commits): group commit, sized by the disk's pace. The run ends after
+    // its first other message, so what a batch sends back stays small.
+    auto batch = std::make_shared<std::vector<Result<core::RepairMessage>>>();
+    for (;;) {
+      std::vector<uint8_t>& body = std::get<std::vector<uint8_t>>(input);
+      c->inbox_bytes -= body.size();
+      batch->push_back(wire::DecodeMessage(body, config_.repair.max_frame_bytes));
+      const bool block = batch->back().ok() && std::holds_alternative<core::BlockMsg>(batch->back().value());
+      if (!block || batch->size() >= kMaxBatchFrames || c->inbox.empty() ||
+          !std::holds_alternative<std::vector<uint8_t>>(c->inbox.front())) {
+        break;
+      }
+      input = std::move(c->inbox.front());
+      c->inbox.pop_front();
+    }
     RunOnStore(
         c,
-        [msg](StoreSide& s, int64_t now) {
-          if (!msg->ok()) {
-            return s.session->OnProtocolError(now, wire::DecodeErrorCounter(msg->status()),
-                                              msg->status().message());
+        [batch](StoreSide& s, int64_t now) {
+          core::RepairSession::Actions net;
+          for (size_t i = 0; i < batch->size(); ++i) {
+            Result<core::RepairMessage>& m = (*batch)[i];
+            core::RepairSession::Actions in =
+                m.ok() ? s.session->OnMessage(now, std::move(m.value()))
+                       : s.session->OnProtocolError(now, wire::DecodeErrorCounter(m.status()),
+                                                    m.status().message());
+            const bool more = i + 1 < batch->size();
+            bool end = false;
+            for (core::RepairAction& a : s.executor->Drive(*s.session, std::move(in), now, more)) {
+              end |= !std::holds_alternative<core::repair::Send>(a);
+              net.push_back(std::move(a));
+            }
+            if (end || s.session->done()) break;
           }
-          return s.session->OnMessage(now, std::move(msg->value()));
+          return net;
         },
         /*frame=*/true);
   }

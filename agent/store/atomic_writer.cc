@@ -311,6 +311,12 @@ Status PendingFile::CopyFrom(int src_fd, uint64_t src_offset, uint64_t offset, u
 
 Status PendingFile::Commit(const RootDir& root, std::string_view path, uint32_t mode,
                            int64_t mtime_ns, const Precondition& precondition) {
+  GOSSYNC_RETURN_IF_ERROR(Prepare(path, mode, mtime_ns));
+  GOSSYNC_RETURN_IF_ERROR(SyncData(path));
+  return Publish(root, path, precondition, nullptr);
+}
+
+Status PendingFile::Prepare(std::string_view path, uint32_t mode, int64_t mtime_ns) {
   GOSSYNC_RETURN_IF_ERROR(CheckOpen());
   Result<uint64_t> size = CurrentSize();
   if (!size.ok()) return size.status();
@@ -336,8 +342,28 @@ Status PendingFile::Commit(const RootDir& root, std::string_view path, uint32_t 
   struct timespec ts[2] = {{0, UTIME_OMIT}, NsToTimespec(mtime_ns)};
   if (::futimens(file_.get(), ts) != 0)
     return ErrnoStatus("set mtime of temp file for", path, errno);
-  if (::fsync(file_.get()) != 0) return ErrnoStatus("fsync temp file for", path, errno);
+  // Start writing the data back now, so that when a batch of files is
+  // fsynced one after another, the first fsync's journal commit carries the
+  // block allocations of all of them and the others find little to do.
+  (void)::sync_file_range(file_.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
+  prepared_ = true;
+  return Status::Ok();
+}
 
+Status PendingFile::SyncData(std::string_view path, bool synced_by_syncfs) {
+  GOSSYNC_RETURN_IF_ERROR(CheckOpen());
+  if (!prepared_) return Status::Internal("sync of an unprepared temp file for " + std::string(path));
+  if (!synced_by_syncfs && ::fsync(file_.get()) != 0) {
+    return ErrnoStatus("fsync temp file for", path, errno);
+  }
+  synced_ = true;
+  return Status::Ok();
+}
+
+Status PendingFile::Publish(const RootDir& root, std::string_view path,
+                            const Precondition& precondition, UniqueFd* parent_out) {
+  GOSSYNC_RETURN_IF_ERROR(CheckOpen());
+  if (!synced_) return Status::Internal("publish of an unsynced temp file for " + std::string(path));
   Result<ParentDir> parent = PrepareParent(root, path);
   if (!parent.ok()) return parent.status();
   Result<Current> cur = CurrentAt(parent->dir.get(), parent->name, path);
@@ -356,8 +382,16 @@ Status PendingFile::Commit(const RootDir& root, std::string_view path, uint32_t 
     return ErrnoStatus("rename into", path, errno);
   }
   file_.Reset();
-  GOSSYNC_RETURN_IF_ERROR(FsyncDir(parent->dir.get(), path));
   dir_.Reset();
+  if (parent_out) {
+    *parent_out = std::move(parent->dir);
+    return Status::Ok();
+  }
+  return FsyncDir(parent->dir.get(), path);
+}
+
+Status SyncFileSystem(const TempArea& area) {
+  if (::syncfs(area.dir_fd()) != 0) return Status::FromErrno("syncfs", errno);
   return Status::Ok();
 }
 

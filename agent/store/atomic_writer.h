@@ -121,6 +121,22 @@ class PendingFile {
   Status Commit(const RootDir& root, std::string_view path, uint32_t mode, int64_t mtime_ns,
                 const Precondition& precondition = {});
 
+  // Commit in three steps, for committing a batch of files with fewer
+  // journal commits (all Prepare, then all SyncData, then all Publish, then
+  // one fsync per distinct parent directory):
+  //   Prepare: truncate, verify, set mode and mtime, start writeback;
+  //   SyncData: fsync the temp file (REQUIRES: Prepare succeeded), or only
+  //     record that SyncFileSystem (below) ran after the Prepare;
+  //   Publish: the precondition and the rename of Commit (REQUIRES: SyncData
+  //     succeeded). With `parent_out`, the parent directory is NOT fsynced:
+  //     its fd is handed to the caller, who must fsync it before anything
+  //     (the index) records the file as applied.
+  // Errors as for Commit; a failed step leaves the temp file in place.
+  Status Prepare(std::string_view path, uint32_t mode, int64_t mtime_ns);
+  Status SyncData(std::string_view path, bool synced_by_syncfs = false);
+  Status Publish(const RootDir& root, std::string_view path, const Precondition& precondition,
+                 UniqueFd* parent_out);
+
   // Removes the temp file.
   Status Discard();
 
@@ -140,7 +156,14 @@ class PendingFile {
   std::string name_;
   core::Hash256 expected_hash_{};
   uint64_t expected_size_ = 0;
+  bool prepared_ = false;
+  bool synced_ = false;
 };
+
+// syncfs(2) on the file system of the temp area (and so of data_dir): every
+// byte written there so far is durable after it, in one journal commit and
+// one cache flush, where an fsync per file costs one flush each.
+Status SyncFileSystem(const TempArea& area);
 
 // Creates or replaces the symlink at `path` with text `target`, atomically
 // (symlink in the temp area, then rename), with mtime `mtime_ns` (0: leave).

@@ -276,6 +276,34 @@ Status RepairExecutor::CommitPulled(const core::Entry& e,
   return Index(e, *rec, IfWritten(*fresh, e));
 }
 
+Status RepairExecutor::PublishPulled(const core::Entry& e,
+                                     const std::optional<core::Entry>& expected,
+                                     PendingFile& file, PublishedFile* out) {
+  // The checks of CommitPulled, then Publish (the file is prepared and
+  // synced); the parent's fsync and the index are the caller's (CommitBatch).
+  Result<std::optional<IndexRecord>> rec = IndexHolds(e.path, expected, e);
+  if (!rec.ok()) return rec.status();
+  Result<std::optional<LocalStat>> cur = Current(e.path);
+  if (!cur.ok()) return cur.status();
+  Precondition pre;
+  if (*rec && (*rec)->entry.live() && (*rec)->entry.kind != EntryKind::kFile) {
+    GOSSYNC_RETURN_IF_ERROR(RemoveForKindChange(e.path, *rec, *cur));
+    pre = ExpectAbsent;
+  } else {
+    if (!DiskMatches(*rec, *cur)) return Refused(NotScanned(e.path));
+    pre = StillMatches(*rec);
+  }
+  GOSSYNC_RETURN_IF_ERROR(EnsureParents(e.path));
+  Status s = file.Publish(*ctx_.root, e.path, pre, &out->parent);
+  if (s.code() == Code::kAlreadyExists) s = Status::Aborted(s.message());  // created meanwhile
+  if (!s.ok()) return Refused(s);
+  Result<std::optional<LocalStat>> fresh = Current(e.path);
+  if (!fresh.ok()) return fresh.status();
+  out->rec = std::move(rec).value();
+  out->stat = IfWritten(*fresh, e);
+  return Status::Ok();
+}
+
 Status RepairExecutor::ApplyFileMeta(const core::Entry& e, const std::optional<IndexRecord>& rec,
                                      const std::optional<LocalStat>& cur) {
   // The session sends ApplyMeta for a file only when we hold its content.

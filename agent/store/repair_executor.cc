@@ -166,11 +166,13 @@ RepairExecutor::Actions RepairExecutor::Deliver(core::RepairSession& s, int64_t 
 }
 
 RepairExecutor::Actions RepairExecutor::Drive(core::RepairSession& session, Actions actions,
-                                              int64_t now_ms) {
+                                              int64_t now_ms, bool defer_commits) {
   Actions out;
   bool ended = false;
   // Completions wait in one FIFO: an action emitted later never runs before
-  // one emitted earlier, as the driver contract orders local work.
+  // one emitted earlier, as the driver contract orders local work (a
+  // deferred CommitFile runs before any later action that could depend on
+  // it: only pulls, block writes and reads may pass it).
   std::deque<Completion> pending;
   auto run = [&](Actions batch) {
     for (core::RepairAction& a : batch) {
@@ -180,15 +182,29 @@ RepairExecutor::Actions RepairExecutor::Drive(core::RepairSession& session, Acti
         out.push_back(std::move(a));
         ended = true;
       } else if (!ended) {
+        if (auto* c = std::get_if<r::CommitFile>(&a)) {
+          deferred_.push_back(std::move(*c));
+          continue;
+        }
+        if (!deferred_.empty() && !std::holds_alternative<r::PullFile>(a) &&
+            !std::holds_alternative<r::WriteBlock>(a) &&
+            !std::holds_alternative<r::ReadBlockList>(a) &&
+            !std::holds_alternative<r::ReadBlocks>(a)) {
+          CommitBatch(pending);
+        }
         if (std::optional<Completion> c = Execute(a)) pending.push_back(std::move(*c));
       }
     }
   };
   run(std::move(actions));
-  while (!pending.empty() && !ended) {
-    Completion c = std::move(pending.front());
-    pending.pop_front();
-    run(Deliver(session, now_ms, std::move(c)));
+  for (;;) {
+    while (!pending.empty() && !ended) {
+      Completion c = std::move(pending.front());
+      pending.pop_front();
+      run(Deliver(session, now_ms, std::move(c)));
+    }
+    if (deferred_.empty() || (defer_commits && !ended)) break;
+    CommitBatch(pending);  // after an end, done but not reported
   }
   if (ended || session.done()) {
     bool finished = false;
@@ -216,6 +232,72 @@ Status RepairExecutor::Purge(const r::PurgeTombstone& a) {
   if (*n == 0) return Refused(Status::Aborted(t.path + " changed in the index"));
   ++stats_.tombstones_purged;
   return Status::Ok();
+}
+
+void RepairExecutor::CommitBatch(std::deque<Completion>& pending) {
+  struct Item {
+    r::CommitFile a;
+    std::map<uint64_t, OpenPull>::iterator it;
+    Status s;
+    bool mismatch = false;
+    PublishedFile pub;
+  };
+  std::vector<Item> items;
+  items.reserve(deferred_.size());
+  for (r::CommitFile& a : deferred_) {
+    auto it = pulls_.find(a.op);
+    Item x{std::move(a), it, Status::Ok(), false, {}};
+    if (x.it == pulls_.end()) {
+      x.s = Status::Internal("CommitFile of " + x.a.entry.path + " without an open pull");
+    } else {
+      x.s = x.it->second.write_error;
+    }
+    items.push_back(std::move(x));
+  }
+  deferred_.clear();
+  const auto file = [](Item& x) -> PendingFile& { return *x.it->second.file; };
+  for (Item& x : items) {
+    if (!x.s.ok()) continue;
+    x.s = file(x).Prepare(x.a.entry.path, DiskMode(x.a.entry.mode), x.a.entry.mtime_ns);
+    x.mismatch = x.s.code() == Code::kCorruption;
+  }
+  // Many files: one syncfs (one journal commit, one cache flush) instead of
+  // an fsync each (each ends in a cache flush of its own).
+  const size_t prepared = static_cast<size_t>(
+      std::count_if(items.begin(), items.end(), [](const Item& x) { return x.s.ok(); }));
+  Status fs_synced = prepared > 1 ? SyncFileSystem(*ctx_.temp) : Status::Aborted("");
+  for (Item& x : items) {
+    if (x.s.ok()) x.s = file(x).SyncData(x.a.entry.path, fs_synced.ok());
+  }
+  for (Item& x : items) {
+    if (x.s.ok()) x.s = PublishPulled(x.a.entry, x.a.expected, file(x), &x.pub);
+  }
+  // One fsync per directory (every rename into it is in the journal by
+  // then), or one syncfs for them all when there are several.
+  std::map<std::string, Status> dirs;
+  for (Item& x : items) {
+    if (x.s.ok()) dirs.emplace(std::string(core::ParentPath(x.a.entry.path)), Status::Ok());
+  }
+  Status all = dirs.size() > 1 ? SyncFileSystem(*ctx_.temp) : Status::Aborted("");
+  for (Item& x : items) {
+    if (!x.s.ok() || all.ok()) continue;
+    Status& d = dirs[std::string(core::ParentPath(x.a.entry.path))];
+    if (d.ok() && ::fsync(x.pub.parent.get()) != 0) {
+      d = Status::FromErrno("fsync directory of " + x.a.entry.path, errno);
+    }
+  }
+  for (Item& x : items) {
+    if (x.s.ok()) x.s = dirs[std::string(core::ParentPath(x.a.entry.path))];
+    if (x.s.ok()) x.s = Index(x.a.entry, x.pub.rec, std::move(x.pub.stat));
+    if (x.mismatch) {
+      (void)file(x).Discard();  // as in Commit: do not resume from lying bytes
+    } else if (x.s.code() == Code::kCorruption) {
+      x.s = Status::IoError("local: " + x.s.message());
+    }
+    if (x.it != pulls_.end()) ClosePull(x.it);
+    if (x.s.ok()) ++stats_.files_committed;
+    pending.push_back(completion::Committed{x.a.op, std::move(x.s)});
+  }
 }
 
 // ---- Pulling ----

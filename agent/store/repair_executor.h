@@ -78,6 +78,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <optional>
 #include <set>
@@ -189,7 +190,17 @@ class RepairExecutor {
   // FIFO (the contract's order), and returns the Sends, then any Abort or
   // Finished, for the network. After an Abort or Finished it calls
   // EndSession (finished or not).
-  Actions Drive(core::RepairSession& session, Actions actions, int64_t now_ms);
+  //
+  // With `defer_commits`, CommitFile actions wait in a batch (their
+  // completions too) until a later Drive without it, or until an action
+  // that must see them done (ApplyMeta, MakeConflictCopy) or the session's
+  // end: the batch is then committed with one fsync per file started
+  // together and one per distinct directory (CommitBatch), instead of a
+  // journal commit per file and directory. The daemon defers while more
+  // frames of the session are already queued, so a batch is what arrived
+  // while the previous one was being written.
+  Actions Drive(core::RepairSession& session, Actions actions, int64_t now_ms,
+                bool defer_commits = false);
 
   // The session is over: closes open pulls (temp files kept). If it
   // `finished` (every difference was exchanged), revives or re-versions the
@@ -220,7 +231,19 @@ class RepairExecutor {
   Result<std::vector<std::vector<uint8_t>>> ReadBlocks(const core::repair::ReadBlocks& a);
   void ClosePull(std::map<uint64_t, OpenPull>::iterator it);
 
+  // Commits deferred_ (Drive); pushes one Committed completion per file.
+  void CommitBatch(std::deque<Completion>& pending);
+
   // repair_apply.cc
+  struct PublishedFile {
+    UniqueFd parent;  // to fsync before indexing
+    std::optional<IndexRecord> rec;
+    std::optional<LocalStat> stat;  // for the index
+  };
+  // CommitPulled's checks and rename for a prepared and synced file,
+  // without the parent's fsync and the index.
+  Status PublishPulled(const core::Entry& e, const std::optional<core::Entry>& expected,
+                       PendingFile& file, PublishedFile* out);
   // `content_mismatch`: the temp file's hash is not entry.hash (the only
   // Corruption the session may blame on the peer).
   Status CommitPulled(const core::Entry& e, const std::optional<core::Entry>& expected,
@@ -262,6 +285,7 @@ class RepairExecutor {
   std::vector<std::string> kept_dirs_;     // directory tombstones left on disk
   std::vector<std::string> blocked_dirs_;  // directories a new kind could not replace
   std::vector<std::string> applied_;
+  std::vector<core::repair::CommitFile> deferred_;
   ExecutorStats stats_;
 };
 

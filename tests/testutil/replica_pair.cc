@@ -231,8 +231,9 @@ SessionPair::Side::Side(ReplicaNode* n, core::RepairOptions o)
       session(std::make_unique<core::RepairSession>(std::move(o), &view)),
       exec(n->context()) {}
 
-void SessionPair::Side::Handle(core::RepairSession::Actions actions) {
-  for (core::RepairAction& a : exec.Drive(*session, std::move(actions), *now)) {
+void SessionPair::Side::Handle(core::RepairSession::Actions actions, bool defer_commits) {
+  for (core::RepairAction& a :
+       exec.Drive(*session, std::move(actions), *now, defer_commits)) {
     if (auto* s = std::get_if<core::repair::Send>(&a)) {
       std::vector<uint8_t> frame = wire::EncodeMessageFrame(s->message);
       outbox.insert(outbox.end(), frame.begin(), frame.end());
@@ -250,8 +251,10 @@ void SessionPair::Side::Receive(std::span<const uint8_t> bytes) {
   if (ended() || cut) return;
   std::vector<std::vector<uint8_t>> frames;
   const Status fed = decoder.Feed(bytes, &frames);
-  for (const std::vector<uint8_t>& frame : frames) {
+  for (size_t i = 0; i < frames.size(); ++i) {
+    const std::vector<uint8_t>& frame = frames[i];
     if (ended()) return;
+    const bool defer = batch_commits && i + 1 < frames.size();
     Result<core::RepairMessage> m = wire::DecodeMessage(frame, decoder.max_frame_bytes());
     if (!m.ok()) {
       Handle(session->OnProtocolError(*now, wire::DecodeErrorCounter(m.status()),
@@ -262,8 +265,10 @@ void SessionPair::Side::Receive(std::span<const uint8_t> bytes) {
       cut = true;
       return;
     }
-    Handle(session->OnMessage(*now, std::move(m).value()));
+    Handle(session->OnMessage(*now, std::move(m).value()), defer);
   }
+  // Commits still deferred (the last frame was cut or malformed) go now.
+  if (!ended()) Handle({});
   if (!fed.ok() && !ended()) Handle(session->OnProtocolError(*now, "malformed", fed.message()));
 }
 
@@ -294,6 +299,7 @@ SessionPair::SessionPair(ReplicaNode& a, ReplicaNode& b, PairOptions options) {
   };
   a_ = make(a, b, true);
   b_ = make(b, a, false);
+  a_->batch_commits = b_->batch_commits = options.batch_commits;
   a_->now = b_->now = &now_;
 }
 

@@ -97,13 +97,16 @@ struct PairOptions {
   // Last say on each side's options (tombstone ttl, catch-up mode, ...).
   std::function<void(core::RepairOptions&)> tune_a = nullptr;
   std::function<void(core::RepairOptions&)> tune_b = nullptr;
+  // As the daemon does: the frames of one flight but the last are driven
+  // with defer_commits, so their file commits form one batch.
+  bool batch_commits = true;
 };
 
 class SessionPair {
  public:
   struct Side {
     Side(ReplicaNode* n, core::RepairOptions o);
-    void Handle(core::RepairSession::Actions actions);
+    void Handle(core::RepairSession::Actions actions, bool defer_commits = false);
     void Receive(std::span<const uint8_t> bytes);
     void PeerClosed();
     bool ended() const { return finished || aborted; }
@@ -121,6 +124,7 @@ class SessionPair {
     std::function<bool(const core::RepairMessage&)> on_frame;
     bool cut = false;
     int64_t* now = nullptr;
+    bool batch_commits = true;
   };
 
   // `a` initiates, `b` responds.

@@ -409,7 +409,28 @@ TEST_CASE("Repair hostile peer: the serving side reads only what it holds, withi
       REQUIRE(acts.size() == 1);
       REQUIRE(std::holds_alternative<repair::ReadBlocks>(acts[0]));
     }
-    auto acts = s.OnMessage(3, BlockReqMsg{999, "f1", h1, {0}});
+    auto acts = s.OnMessage(3, BlockReqMsg{kMaxInFlightBlocks + 1, "f1", h1, {0}});
+    REQUIRE(s.done());
+    CHECK(std::get<repair::Abort>(acts.back()).counter == "too_many_requests");
+  }
+  SECTION("more bytes outstanding than the window") {
+    MemNode n("beta", 2), evil("evil", 66);
+    const std::string big(9 << 20, 'b');  // 72 blocks of 128 KiB: 9 MiB
+    n.WriteFile("big", big);
+    const Hash256 hb = Sha256(big);
+    RepairOptions o = SessionOptions(n, evil, false);
+    o.block_size = 128 * 1024;
+    RepairSession s(o, &n.data());
+    (void)s.Start(0);
+    HelloMsg h;
+    h.name = "evil";
+    h.depth = kDefaultTreeDepth;
+    (void)s.OnMessage(1, h);
+    std::vector<uint32_t> first(64);
+    for (uint32_t i = 0; i < 64; ++i) first[i] = i;  // 8 MiB: the whole window
+    auto acts = s.OnMessage(2, BlockReqMsg{1, "big", hb, first});
+    REQUIRE(!s.done());
+    acts = s.OnMessage(3, BlockReqMsg{2, "big", hb, {64}});
     REQUIRE(s.done());
     CHECK(std::get<repair::Abort>(acts.back()).counter == "too_many_requests");
   }

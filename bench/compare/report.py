@@ -1,0 +1,186 @@
+#!/usr/bin/python3
+"""Table (median of the runs, with min and max) and PNG plots from the
+suite's results.
+
+  bench/compare/report.py [--results bench/compare/results.jsonl]
+        [--docs docs/performance.md] [--img docs/img]
+
+With --docs, the table replaces what stands between the markers
+<!-- compare:begin --> and <!-- compare:end --> in that file.
+"""
+import argparse
+import collections
+import json
+import os
+import statistics
+import sys
+
+ORDER = ["gossync", "rsync", "rsync --fsync", "unison", "syncthing", "csync2"]
+SCEN = ["initial", "resync", "one-change", "initial-2k", "resync-2k", "initial-real",
+        "resync-real", "big-initial", "big-1MiB", "noop", "idle"]
+
+
+def load(path):
+    recs = []
+    with open(path) as f:
+        for line in f:
+            if line.strip():
+                recs.append(json.loads(line))
+    return recs
+
+
+def mmm(xs):
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return None
+    return statistics.median(xs), min(xs), max(xs)
+
+
+def fmt_t(v):
+    if v is None:
+        return "failed"
+    m, lo, hi = v
+    f = (lambda x: f"{x:.2f}") if m < 10 else (lambda x: f"{x:.1f}")
+    return f"{f(m)} ({f(lo)}-{f(hi)})"
+
+
+def fmt_b(v):
+    if v is None:
+        return "-"
+    m, lo, hi = v
+
+    def one(x):
+        if x >= 1e6:
+            return f"{x / 1e6:.1f} MB"
+        if x >= 1e3:
+            return f"{x / 1e3:.1f} kB"
+        return f"{x:.0f} B"
+    return f"{one(m)} ({one(lo)}-{one(hi)})"
+
+
+def groups(recs):
+    g = collections.OrderedDict()
+    for r in recs:
+        if r["scenario"].startswith("find-"):
+            continue
+        g.setdefault((r["scenario"], r["nodes"], r["tool"]), []).append(r)
+    return g
+
+
+def key(k):
+    s, n, t = k
+    return (SCEN.index(s) if s in SCEN else 99, n, ORDER.index(t) if t in ORDER else 99)
+
+
+def table(recs):
+    g = groups(recs)
+    out = ["| scenario | nodes | tool | runs | seconds to converge: median (min-max) | "
+           "bytes on the wire | CPU s (all nodes) | peak RSS per node, MiB | load avg |",
+           "|---|---:|---|---:|---|---|---|---|---|"]
+    for k in sorted(g, key=key):
+        s, n, t = k
+        rs = g[k]
+        if s == "idle":
+            cpu = mmm([r["core_pct_per_node"] for r in rs])
+            bps = mmm([r["bytes_per_s_per_node"] for r in rs])
+            out.append(f"| idle (per node, {rs[0]['secs']} s windows) | {n} | {t} | {len(rs)} | "
+                       f"{cpu[0]:.3f}% of a core ({cpu[1]:.3f}-{cpu[2]:.3f}) | "
+                       f"{bps[0]:.0f} B/s ({bps[1]:.0f}-{bps[2]:.0f}) | - | "
+                       f"{statistics.median(max(r['rss_mb']) for r in rs):.1f} | "
+                       f"{min(r['load'] for r in rs):.1f}-{max(r['load'] for r in rs):.1f} |")
+            continue
+        secs = mmm([r["secs"] for r in rs]) if all(r["secs"] is not None for r in rs) else None
+        out.append(f"| {s} | {n} | {t} | {len(rs)} | {fmt_t(secs)} | "
+                   f"{fmt_b(mmm([r['wire_bytes'] for r in rs]))} | "
+                   f"{statistics.median(r['cpu_s'] for r in rs):.2f} | "
+                   f"{statistics.median(max(r['rss_mb']) for r in rs):.1f} | "
+                   f"{min(r['load'] for r in rs):.1f}-{max(r['load'] for r in rs):.1f} |")
+    return "\n".join(out)
+
+
+def million(recs):
+    rs = [r for r in recs if r["scenario"].startswith("find-")]
+    if not rs:
+        return ""
+    out = ["| differences among entries | session (TLS records, both ways) | of which content | "
+           "descent levels | TCP bytes on the repair ports (with the TLS handshake) | "
+           "session ms | load |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in sorted(rs, key=lambda r: (r["entries"], r["diffs"])):
+        out.append(f"| {r['diffs']:,} of {r['entries']:,} | {r['wire_in'] + r['wire_out']:,} | "
+                   f"{r['content_bytes']:,} | {r['levels']} | {r['tcp_bytes_repair_ports']:,} | "
+                   f"{r['session_ms']:,} | {r['load']:.1f} |")
+    return "\n".join(out)
+
+
+def plots(recs, img):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    g = groups(recs)
+    scen = [(s, n) for s, n in sorted({(k[0], k[1]) for k in g},
+                                      key=lambda x: key((x[0], x[1], "")))
+            if s not in ("idle", "noop")]
+    tools = [t for t in ORDER if any(k[2] == t for k in g)]
+    os.makedirs(img, exist_ok=True)
+    files = []
+    for what, field, fname, ylabel in (
+            ("time", "secs", "compare-time.png", "seconds until every node matches (log)"),
+            ("bytes", "wire_bytes", "compare-bytes.png", "bytes on the wire (log)")):
+        fig, ax = plt.subplots(figsize=(13, 5.5))
+        w = 0.8 / max(1, len(tools))
+        for i, t in enumerate(tools):
+            xs, ms, lo, hi = [], [], [], []
+            for j, (s, n) in enumerate(scen):
+                rs = g.get((s, n, t))
+                if not rs or any(r[field] is None for r in rs):
+                    continue
+                v = mmm([max(r[field], 1e-3) for r in rs])
+                xs.append(j + (i - (len(tools) - 1) / 2) * w)
+                ms.append(v[0])
+                lo.append(v[0] - v[1])
+                hi.append(v[2] - v[0])
+            ax.bar(xs, ms, w, yerr=[lo, hi], label=t, capsize=2)
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(scen)))
+        ax.set_xticklabels([f"{s}\n{n} nodes" for s, n in scen], fontsize=8)
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{what}: median of the runs, bars from min to max "
+                     f"(bench/compare/suite.py; 127.0.0.1, 2 cores)")
+        ax.legend(fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+        fig.tight_layout()
+        path = os.path.join(img, fname)
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        files.append(path)
+    return files
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--results", default=os.path.join(here, "results.jsonl"))
+    ap.add_argument("--docs")
+    ap.add_argument("--img")
+    a = ap.parse_args()
+    recs = load(a.results)
+    text = table(recs) + "\n"
+    m = million(recs)
+    if m:
+        text += "\n" + m + "\n"
+    print(text)
+    if a.img:
+        for p in plots(recs, a.img):
+            print("wrote", p, file=sys.stderr)
+    if a.docs:
+        with open(a.docs) as f:
+            doc = f.read()
+        b, e = "<!-- compare:begin -->", "<!-- compare:end -->"
+        if b in doc and e in doc:
+            doc = doc[:doc.index(b) + len(b)] + "\n" + text + doc[doc.index(e):]
+            with open(a.docs, "w") as f:
+                f.write(doc)
+
+
+if __name__ == "__main__":
+    main()
