@@ -684,6 +684,9 @@ RepairSession::Actions RepairSession::OnApplied(int64_t now_ms, uint64_t op, Sta
       // A purge that cannot happen yet (a directory still on disk) is left
       // to the purge job; it skipped nothing the peer sent.
       if (!o.purge) ++s.stats.skipped;
+      if (!o.purge && status.code() != Code::kAborted) {
+        s.stats.last_local_error = o.path + ": " + status.message();
+      }
       if (o.then) s.busy.erase(o.then->target.path);
       return;
     }
