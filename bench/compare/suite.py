@@ -26,7 +26,7 @@ import tools  # noqa: E402
 
 PORTS = {"gossync": 23600, "rsync": 23700, "rsync --fsync": 23720, "unison": 23800,
          "syncthing": 23900, "csync2": 0}
-TIMEOUT = 1800
+TIMEOUT = 600
 
 
 def log(*a):
