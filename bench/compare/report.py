@@ -22,7 +22,7 @@ ORDER = ["gossync", "rsync", "rsync --fsync", "unison", "syncthing", "csync2"]
 SCEN = ["initial", "resync", "one-change", "initial-2k", "resync-2k", "initial-real",
         "resync-real", "big-initial", "big-1MiB", "noop", "idle"]
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_RESULTS = ["results.jsonl", "results-b.jsonl", "results-gossync.jsonl",
+DEFAULT_RESULTS = ["results.jsonl", "results-b.jsonl", "results-c.jsonl", "results-gossync.jsonl",
                    "results-million.jsonl"]
 
 
@@ -151,8 +151,10 @@ def plots(recs, img):
         ax.set_xticks(range(len(scen)))
         ax.set_xticklabels([f"{s}\n{n} nodes" for s, n in scen], fontsize=8)
         ax.set_ylabel(ylabel)
+        loads = [r["load"] for rs in g.values() for r in rs]
         ax.set_title(f"{what}: median of the runs, bars from min to max "
-                     f"(bench/compare/suite.py; 127.0.0.1, 2 cores)")
+                     f"(bench/compare/suite.py; 127.0.0.1, 2 cores, load average "
+                     f"{min(loads):.0f}-{max(loads):.0f})")
         ax.legend(fontsize=8)
         ax.grid(axis="y", alpha=0.3)
         fig.tight_layout()
