@@ -5,8 +5,8 @@ on each target of issue 7, from the suite's results.
   bench/compare/report.py [--results FILE ...] [--docs docs/performance.md]
         [--img docs/img]
 
---results defaults to those of results.jsonl, results-gossync.jsonl and
-results-million.jsonl (next to this script) that exist. With --docs, the
+--results defaults to those of results.jsonl and results-million.jsonl (next
+to this script) that exist. With --docs, the
 tables replace what stands between <!-- compare:begin --> and
 <!-- compare:end --> in that file, and the verdicts what stands between
 <!-- targets:begin --> and <!-- targets:end -->.
@@ -22,8 +22,7 @@ ORDER = ["gossync", "rsync", "rsync --fsync", "unison", "syncthing", "csync2"]
 SCEN = ["initial", "resync", "one-change", "initial-2k", "resync-2k", "initial-real",
         "resync-real", "big-initial", "big-1MiB", "noop", "idle"]
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_RESULTS = ["results.jsonl", "results-b.jsonl", "results-c.jsonl", "results-gossync.jsonl",
-                   "results-million.jsonl"]
+DEFAULT_RESULTS = ["results.jsonl", "results-million.jsonl"]
 
 
 def load(paths):
@@ -256,14 +255,18 @@ def main():
     m = million(recs)
     if m:
         text += "\n" + m + "\n"
-    trecs = (load(a.targets_from) + [r for r in recs if r["scenario"].startswith("find-")]
-             if a.targets_from else recs)
+    trecs = recs
+    if a.targets_from:
+        # The head-to-head runs where they have the figure, the rest from --results.
+        h2h = load(a.targets_from)
+        have = {(r["scenario"], r["nodes"], r["tool"]) for r in h2h}
+        trecs = h2h + [r for r in recs if (r["scenario"], r["nodes"], r["tool"]) not in have]
     tg = targets(trecs) + "\n"
     if a.targets_from:
         # The head-to-head runs behind the verdicts, as a table of their own.
-        tg += "\nThe runs behind these verdicts (" + ", ".join(
+        tg += "\nThe head-to-head runs behind the first verdicts (" + ", ".join(
             os.path.relpath(p, os.path.dirname(HERE) + "/..") for p in a.targets_from) + "):\n\n"
-        tg += table(trecs) + "\n"
+        tg += table(h2h) + "\n"
     print(text)
     print(tg)
     if a.img:
