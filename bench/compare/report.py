@@ -212,7 +212,8 @@ def targets(recs):
         st = f"; idle after it: {steady:.1f} MiB" if steady else ""
         rows.append(f"| resident memory with 20,000 files: at most 30 MB per agent | peak "
                     f"(VmHWM) during the initial sync {rss:.1f} MiB on the busier node{st} | "
-                    f"{verdict(rss * 1.048576 <= 30)} |")
+                    f"{verdict(rss * 1.048576 <= 30)}"
+                    + ("" if rss * 1.048576 <= 30 else f", by {rss * 1.048576 / 30:.1f} x") + " |")
     one5 = get("one-change", 5, "gossync")
     if one5:
         worst = max(r["secs"] for r in one5)
