@@ -33,10 +33,11 @@ bool Beats(const Entry& a, const Entry& b) {
 // "YYYYMMDD-HHMMSS" in UTC. A 48-bit millisecond clock reaches year 10889;
 // the name keeps four year digits, so later times are clamped to the last
 // second of 9999 (only a runaway clock gets there).
-std::string Timestamp(uint64_t hlc) {
+std::string Timestamp(uint64_t hlc, uint32_t later_s) {
   using namespace std::chrono;
   constexpr int64_t kMaxSeconds = 253402300799;  // 9999-12-31 23:59:59
-  int64_t secs = std::min<int64_t>(static_cast<int64_t>(Hlc::Millis(hlc) / 1000), kMaxSeconds);
+  int64_t secs = std::min<int64_t>(static_cast<int64_t>(Hlc::Millis(hlc) / 1000) + later_s,
+                                   kMaxSeconds);
   sys_seconds tp{seconds(secs)};
   sys_days day = floor<days>(tp);
   year_month_day ymd(day);
@@ -136,10 +137,11 @@ Resolution Resolve(const Entry& local, const Entry& remote) {
   return r;
 }
 
-std::string ConflictCopyPath(std::string_view path, uint64_t hlc, std::string_view node) {
+std::string ConflictCopyPath(std::string_view path, uint64_t hlc, std::string_view node,
+                             uint32_t later_s) {
   const std::string_view dir = ParentPath(path);
   const std::string_view base = BaseName(path);
-  const std::string core = std::string(kMarker) + Timestamp(hlc) + "-" + SafeNode(node);
+  const std::string core = std::string(kMarker) + Timestamp(hlc, later_s) + "-" + SafeNode(node);
 
   // Room for the new component: 255 bytes, and the whole path within 4096.
   const size_t dir_bytes = dir.empty() ? 0 : dir.size() + 1;

@@ -56,7 +56,14 @@ Resolution Resolve(const Entry& local, const Entry& remote);
 // to it. A `node` outside [a-z0-9._-] has those bytes replaced by '_'.
 // The result fails ValidatePath only if the directory part alone leaves no
 // room for the suffix (a directory path of more than about 4000 bytes).
-std::string ConflictCopyPath(std::string_view path, uint64_t hlc, std::string_view node);
+// `later_s` adds seconds to the name's time: the fallback names used when
+// the first is taken by another version (the same node lost twice within a
+// second of HLC time, which a node whose clock runs ahead makes common).
+std::string ConflictCopyPath(std::string_view path, uint64_t hlc, std::string_view node,
+                             uint32_t later_s = 0);
+
+// Fallback names tried after the first one (later_s = 1 .. this).
+inline constexpr uint32_t kConflictCopyFallbacks = 16;
 
 // True for names that ConflictCopyPath produces.
 bool IsConflictCopy(std::string_view path);

@@ -44,6 +44,9 @@ struct SessionStats {
   uint64_t merges = 0;
   uint64_t skipped = 0;    // local change won, local error, or the peer could not serve
   uint64_t deferred = 0;   // a path already being applied got another version
+  // The last local error that made a path skipped ("PATH: message"), for the
+  // session's log line: a full disk or a permission problem shows there.
+  std::string last_local_error;
   int descent_levels = 0;  // deepest level compared; depth + 1 once leaves were
   // Tombstone expiry and catch-up (agent/core/catch_up.h).
   uint64_t tombstones_purged = 0;  // expired tombstones the peer lacked, purged here

@@ -500,15 +500,20 @@ void RepairSession::Impl::Conflict(const Entry& local, const Resolution& r,
     if (winner.Digest() != local.Digest()) ApplyMeta(winner, local);  // ours, merged history
   };
   if (!r.copy) return apply_winner();  // the loser leaves nothing to keep
-  const Entry& copy = *r.copy;
-  auto existing = view->Get(copy.path);
-  if (!existing.ok()) return LocalError(existing.status());
-  if (*existing) {
+  // The copy's name, or a fallback when another version holds it: a copy
+  // found already made under one of them settles it.
+  Entry copy = *r.copy;
+  for (uint32_t later = 0;; ++later) {
+    if (later > kConflictCopyFallbacks) {
+      ++stats.skipped;  // every name is taken: this path waits (see conflict.h)
+      return;
+    }
+    if (later > 0) copy.path = ConflictCopyPath(local.path, copy.hlc, copy.origin, later);
+    if (!ValidatePath(copy.path).ok()) continue;
+    auto existing = view->Get(copy.path);
+    if (!existing.ok()) return LocalError(existing.status());
+    if (!*existing) break;
     if ((*existing)->Digest() == copy.Digest()) return apply_winner();  // made before
-    // Something else sits at the copy's name: replacing ours now would lose
-    // it, so this path waits.
-    ++stats.skipped;
-    return;
   }
   Followup then{winner, source, local};
   if (busy.count(copy.path)) {
@@ -683,6 +688,9 @@ RepairSession::Actions RepairSession::OnApplied(int64_t now_ms, uint64_t op, Sta
       // A purge that cannot happen yet (a directory still on disk) is left
       // to the purge job; it skipped nothing the peer sent.
       if (!o.purge) ++s.stats.skipped;
+      if (!o.purge && status.code() != Code::kAborted) {
+        s.stats.last_local_error = o.path + ": " + status.message();
+      }
       if (o.then) s.busy.erase(o.then->target.path);
       return;
     }

@@ -168,6 +168,10 @@ void RepairSession::Impl::PullReady(uint64_t op, Result<std::vector<bool>> have)
   Pull& p = it->second;
   if (!have.ok()) {
     ++stats.skipped;  // the temp file could not be opened
+    // Unavailable: another session is fetching it (not an error to report).
+    if (have.status().code() != Code::kUnavailable) {
+      stats.last_local_error = p.entry.path + ": " + have.status().message();
+    }
     ReleasePull(op);
     return;
   }
@@ -206,6 +210,7 @@ void RepairSession::Impl::Committed(uint64_t op, const Status& s) {
     Fail("bad_content", "content of " + path + " does not match its hash: " + s.message());
   } else {
     ++stats.skipped;
+    if (s.code() != Code::kAborted) stats.last_local_error = path + ": " + s.message();
   }
 }
 

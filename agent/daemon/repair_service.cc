@@ -661,19 +661,25 @@ void RepairService::End(Conn* c, bool ok, const std::string& error) {
     log->info(
         "session={} done peer={} role={} dry_run={} entries_in={} entries_out={} applied={} "
         "conflicts={} blocks_in={} blocks_reused={} bytes_in={} bytes_out={} wire_in={} "
-        "wire_out={} levels={} purged={} taken_as_deleted={} stale_ignored={} ms={}",
+        "wire_out={} levels={} purged={} taken_as_deleted={} stale_ignored={} skipped={} ms={}",
         id, c->peer, c->initiator ? "initiator" : "responder", c->dry_run, s.stats.entries_received,
         s.stats.entries_sent, s.stats.entries_applied, s.stats.conflicts,
         s.stats.blocks_received, s.stats.blocks_reused, s.stats.content_bytes_received,
         s.stats.content_bytes_sent, s.wire_bytes_in, s.wire_bytes_out, s.stats.descent_levels,
         s.stats.tombstones_purged, s.stats.taken_as_deleted, s.stats.stale_ignored,
-        s.ended_ms - s.started_ms);
+        s.stats.skipped, s.ended_ms - s.started_ms);
   } else {
     log->info("session={} failed peer={} role={} dry_run={} error=\"{}\" applied={} blocks_in={} "
               "bytes_in={} ms={}",
               id, c->peer.empty() ? "-" : c->peer, c->initiator ? "initiator" : "responder",
               c->dry_run, error, s.stats.entries_applied, s.stats.blocks_received,
               s.stats.content_bytes_received, s.ended_ms - s.started_ms);
+  }
+  if (!s.stats.last_local_error.empty()) {
+    // Paths skipped for a local reason (a full disk, permissions): they wait
+    // for the next session, and the operator needs to know why.
+    log->warn("session={} local_errors peer={} skipped={} last_error=\"{}\"", id, c->peer,
+              s.stats.skipped, s.stats.last_local_error);
   }
   if (!c->peer.empty() && !c->dry_run) {
     scheduler_.Ended(static_cast<uint64_t>(Mono()), c->peer, ok, Jitter());

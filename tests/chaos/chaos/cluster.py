@@ -123,8 +123,12 @@ class Agent:
         if self.skew:
             # The agent's wall clock is off by `skew`; its monotonic clock
             # (timers, timeouts) is not, as on a server whose clock is wrong.
+            # File times stay real (NO_FAKE_STAT): libfaketime shifts them in
+            # fstat but not in every stat call glibc makes, so the agent would
+            # see each file change between its walk and its hash, forever.
             env.update(LD_PRELOAD=FAKETIME_LIB, FAKETIME=self.skew, DONT_FAKE_MONOTONIC="1",
-                       FAKETIME_DONT_FAKE_MONOTONIC="1", FAKETIME_DONT_RESET="1")
+                       FAKETIME_DONT_FAKE_MONOTONIC="1", FAKETIME_DONT_RESET="1",
+                       NO_FAKE_STAT="1")
         log = open(self.log_path, "ab")
         # `ip netns exec` execs the command, so proc.pid is gossyncd's pid.
         self.proc = subprocess.Popen(

@@ -284,6 +284,11 @@ TEST_CASE("ConflictCopyPath: examples", "[conflict]") {
   CHECK(ConflictCopyPath("x", Hlc::Pack((1ull << 48) - 1, 0), "n1") ==
         "x.sync-conflict-99991231-235959-n1");
   CHECK(ConflictCopyPath("x", t, "Bad/Name") == "x.sync-conflict-20261126-101500-_ad__ame");
+  // The fallback names when the first is taken: seconds later.
+  CHECK(ConflictCopyPath("a/report.csv", t, "beta", 1) ==
+        "a/report.sync-conflict-20261126-101501-beta.csv");
+  CHECK(ConflictCopyPath("x", t, "n1", 60) == "x.sync-conflict-20261126-101600-n1");
+  CHECK(IsConflictCopy(ConflictCopyPath("x", t, "n1", kConflictCopyFallbacks)));
 }
 
 TEST_CASE("ConflictCopyPath: long names are cut at a UTF-8 boundary to 255 bytes", "[conflict]") {
