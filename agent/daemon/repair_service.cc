@@ -34,10 +34,11 @@ constexpr size_t kMaxIdleTemps = 256;
 // wait to be sent; the rest waits in order in the inbox, and reading from
 // the peer is held while the inbox passes kMaxInbox or the output
 // kMaxQueuedOut. A session's memory thus stays near kFramesOnStrand answers
-// (what one BLOCK_REQ asks is at most 8 MiB of blocks) plus these bounds, instead
+// (gossync asks for 2 MiB per BLOCK_REQ; a greedy peer for up to the 8 MiB
+// window, which the session refuses past) plus these bounds, instead
 // of one answer per request the peer managed to send.
 constexpr int kFramesOnStrand = 2;
-constexpr size_t kMaxQueuedOut = 8 << 20;
+constexpr size_t kMaxQueuedOut = 2 << 20;  // ~5 ms of loopback, tens of ms of a LAN
 constexpr size_t kMaxInbox = 1 << 20;
 // Connections still in the TLS handshake (they hold no session slot): past
 // this many, a new one evicts the oldest, so half-open connections cost
