@@ -66,7 +66,8 @@ TEST_CASE("Hostile stream: broken framing and msgpack are refused before allocat
   ExpectDropped(c, "length 0xffffffff", {"frame_too_large"},
                 [](TestPeer& p) { REQUIRE(p.SendPlain(Frame(0xffffffff)).ok()); });
   ExpectDropped(c, "one byte over the maximum frame", {"frame_too_large"}, [](TestPeer& p) {
-    REQUIRE(p.SendPlain(Frame((4u << 20) + 1, std::vector<uint8_t>(64 << 10, 0x90))).ok());
+    // The agent hangs up on the header alone, so writing the rest may fail.
+    (void)p.SendPlain(Frame((4u << 20) + 1, std::vector<uint8_t>(64 << 10, 0x90)));
   });
   ExpectDropped(c, "an empty frame", {"connection", "malformed"},
                 [](TestPeer& p) { REQUIRE(p.SendPlain(Frame(0)).ok()); });
