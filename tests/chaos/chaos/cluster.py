@@ -495,6 +495,10 @@ class Cluster:
             subprocess.run(["umount", "-l", m], check=False)
         self.mounts = []
         if os.environ.get("GOSSYNC_KEEP_TMP"):
+            try:
+                self.workload.save(os.path.join(self.root, "history.jsonl"))
+            except (AttributeError, OSError) as e:
+                util.log("saving the workload history: %s" % e)
             util.log("kept " + self.root)
         else:
             shutil.rmtree(self.root, ignore_errors=True)
