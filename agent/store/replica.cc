@@ -174,6 +174,8 @@ Result<Changes> Replica::ApplyLocal(std::vector<Observation> observations) {
   // A new version of `e` (whose vv is the previous one's, if any).
   auto bump = [&](core::Entry& e) {
     e.vv.Set(self_id, ++counter);
+    // A new content is this change's; a tombstone has no dot.
+    e.dot = e.live() ? core::VvPair{self_id, counter} : core::VvPair{};
     e.hlc = hlc_.Now(clock_());
     e.origin = self;
   };

@@ -384,6 +384,57 @@ TEST_CASE("RepairSession: a node that loses twice within a second keeps both con
   CHECK(d.Content(core::ConflictCopyPath("f.txt", lost[1].hlc, "alpha", 1)));
 }
 
+TEST_CASE("RepairSession: a delete that saw the content wins after the content won a conflict",
+          "[repair_session][dot]") {
+  // The chaos test's pattern: n3 writes W, n1 gets it, n3 deletes it (T).
+  // n2 concurrently writes X, earlier. n1 meets n2 first: W beats X, X
+  // becomes the copy, and W's merged history is concurrent with T. Then T
+  // must still win (it saw W), on every node and in any order of sessions;
+  // without dots W came back from the dead.
+  for (int order = 0; order < 3; ++order) {
+    INFO("order " << order);
+    MemNode n1("n1", 1), n2("n2", 2), n3("n3", 3, core::kDefaultTreeDepth, 1'700'000'100'000);
+    n3.WriteFile("f.txt", "W");
+    n1.CopyFrom(n3);
+    n3.Remove("f.txt");
+    n2.WriteFile("f.txt", "X");
+    const Entry x = *n2.data().Find("f.txt");
+    auto sync = [](MemNode& a, MemNode& b) {
+      Link link(a, b);
+      link.Run();
+      RequireFinished(link);
+      RequireConverged(a, b);
+    };
+    if (order == 0) {
+      sync(n1, n2);
+      REQUIRE(*n1.data().Content("f.txt") == "W");  // W won the conflict with X
+      sync(n1, n3);
+    } else if (order == 1) {
+      sync(n3, n1);  // T dominates W
+      sync(n2, n3);
+    } else {
+      sync(n2, n3);  // T did not see X: X lives, with T's history
+      REQUIRE(*n3.data().Content("f.txt") == "X");
+      sync(n1, n2);
+    }
+    sync(n1, n2);
+    sync(n2, n3);
+    sync(n1, n3);
+    for (MemNode* n : {&n1, &n2, &n3}) {
+      const MemDataset& d = n->data();
+      INFO(n->name());
+      // W is gone for good; X survives, live or as its copy.
+      const std::string copy = core::ConflictCopyPath("f.txt", x.hlc, "n2");
+      const bool x_live = d.Content("f.txt") && *d.Content("f.txt") == "X";
+      const bool x_copy = d.Content(copy) && *d.Content(copy) == "X";
+      CHECK((x_live || x_copy));
+      for (const auto& [p, e] : d.entries()) {
+        if (e.live() && e.kind == EntryKind::kFile) CHECK(*d.Content(p) != "W");
+      }
+    }
+  }
+}
+
 // ---- The property test ----
 
 // Random changes on one side, over paths both sides know.
