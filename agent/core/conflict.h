@@ -44,7 +44,9 @@ struct Resolution {
 //   are concurrent only because a merge added history the delete did not
 //   see; without the dot the deleted content would come back);
 //   a directory beats a file or symlink (its children stay put; the other
-//   becomes the copy); otherwise the greater (hlc, origin) wins (then the
+//   becomes the copy); a version whose VV covers the other's dot (it was
+//   made after seeing that content) beats it, with no copy; otherwise the
+//   greater (hlc, origin) wins (then the
 //   greater digest, so the order is total). kMerge keeps the metadata of the
 //   greater (hlc, origin). A losing tombstone or directory leaves no copy.
 // Symmetric: Resolve(a, b) and Resolve(b, a) give the same winner and copy.

@@ -172,8 +172,7 @@ TEST_CASE("Resolve: a directory beats a concurrent file, which becomes the copy"
 }
 
 // The dot tests: nodes 1, 2 and 3 (n1, n2, n3).
-Entry Written(std::string content, VersionVector vv, VvPair dot, uint64_t hlc,
-              std::string origin) {
+Entry Written(std::string content, VersionVector vv, VvPair dot, uint64_t hlc, std::string origin) {
   Entry e = File("f", std::move(content), std::move(vv), hlc, std::move(origin));
   e.dot = dot;
   REQUIRE(ValidateEntry(e).ok());
@@ -279,6 +278,27 @@ TEST_CASE("Resolve: a dot decides only between concurrent versions", "[conflict]
   CHECK(r.winner->deleted);
 }
 
+TEST_CASE("Resolve: an edit made after seeing the other version wins whatever the clocks say",
+          "[conflict][dot]") {
+  // n2 writes W; it wins a conflict against n3's X (so W's VV has n3:5).
+  // n1 saw W (not X) and edits it to Y, with a clock behind W's. Y and the
+  // merged W are concurrent; Y saw W's content: Y wins, W needs no copy.
+  Entry w = Written("W", VersionVector({{2, 9}, {3, 5}}), {2, 9}, kLate, "n2");
+  Entry y = Written("Y", VersionVector({{1, 8}, {2, 9}}), {1, 8}, kEarly, "n1");
+  Resolution r = Both(w, y);
+  REQUIRE(r.decision == Decision::kConflict);
+  CHECK(r.winner->hash == y.hash);
+  CHECK(r.winner->dot == y.dot);
+  CHECK(r.winner->vv == VersionVector({{1, 8}, {2, 9}, {3, 5}}));
+  CHECK_FALSE(r.copy);
+  // Neither saw the other: the clocks decide and the loser is kept.
+  Entry z = Written("Z", VersionVector({{1, 8}, {2, 7}}), {1, 8}, kEarly, "n1");
+  r = Both(w, z);
+  CHECK(r.winner->hash == w.hash);
+  REQUIRE(r.copy);
+  CHECK(r.copy->hash == z.hash);
+}
+
 // Random valid entries for one path, from small pools so that every branch
 // (equal, ordered, concurrent; same and different content; ties) is hit.
 Entry RandomEntry(std::mt19937_64& rng) {
@@ -329,7 +349,7 @@ Decision Mirror(Decision d) {
 
 TEST_CASE("Resolve: symmetric and lossless over random pairs", "[conflict]") {
   GOSSYNC_SEEDED_RNG(0xc0f1);
-  int conflicts = 0, merges = 0, copies = 0, sames = 0, seen_deletes = 0;
+  int conflicts = 0, merges = 0, copies = 0, sames = 0, seen_deletes = 0, seen_edits = 0;
   for (int i = 0; i < 20000; ++i) {
     Entry a = RandomEntry(rng), b = RandomEntry(rng);
     REQUIRE(ValidateEntry(a).ok());
@@ -358,16 +378,20 @@ TEST_CASE("Resolve: symmetric and lossless over random pairs", "[conflict]") {
     if (ab.decision == Decision::kConflict) {
       ++conflicts;
       // Lossless: every live file or symlink content survives, live or as a
-      // copy, unless a concurrent delete saw it (covers its dot).
+      // copy, unless the other side saw it (covers its dot) and the other
+      // side did not see this one's: then it was replaced or deleted there.
+      auto saw = [&](const Entry& x, const Entry& y) {
+        return y.has_dot() && a.vv.Compare(b.vv) == VvOrder::kConcurrent &&
+               x.vv.Get(y.dot.node) >= y.dot.counter;
+      };
       for (const Entry* side : {&a, &b}) {
         if (side->deleted || side->kind == EntryKind::kDirectory) continue;
         const Entry& other = side == &a ? b : a;
-        const bool seen_deleted = other.deleted && side->has_dot() &&
-                                  a.vv.Compare(b.vv) == VvOrder::kConcurrent &&
-                                  other.vv.Get(side->dot.node) >= side->dot.counter;
-        if (seen_deleted) {
-          ++seen_deletes;
-          REQUIRE(ab.winner->deleted);
+        const bool dir_vs_file = other.live() && other.kind == EntryKind::kDirectory;
+        if (!dir_vs_file && saw(other, *side) && (other.deleted || !saw(*side, other))) {
+          ++(other.deleted ? seen_deletes : seen_edits);
+          REQUIRE(ab.winner->deleted == other.deleted);
+          REQUIRE(ab.winner->hash == other.hash);
           REQUIRE_FALSE(ab.copy);
           continue;
         }
@@ -389,6 +413,7 @@ TEST_CASE("Resolve: symmetric and lossless over random pairs", "[conflict]") {
   CHECK(merges > 100);
   CHECK(copies > 500);
   CHECK(seen_deletes > 100);
+  CHECK(seen_edits > 100);
 }
 
 TEST_CASE("ConflictCopyPath: examples", "[conflict]") {

@@ -52,7 +52,8 @@ TEST_CASE("Entry: canonical encoding is byte-exact and stable", "[entry]") {
   CHECK(ToHex(t.Digest()) == "1f6f43801b87cca2fe9435b962c7e7274478a7b3f93b25d38bbdca0df3176834");
 }
 
-TEST_CASE("Entry: a dot is appended to the encoding, and no dot keeps the old encoding", "[entry]") {
+TEST_CASE("Entry: a dot is appended to the encoding, and no dot keeps the old encoding",
+          "[entry]") {
   Entry e = SampleFile();
   const std::string plain = CanonicalEncoding(e);
   e.dot = e.vv.pairs()[0];
