@@ -24,7 +24,7 @@ FUZZ_SMOKE_SECONDS ?= 20
 # The peers of the side-by-side suite (bench/compare), only for `make bench`.
 BENCH_DEPS := unison syncthing csync2 python3-matplotlib iptables rsync diffutils
 
-.PHONY: all deps bench-deps build build-asan test test-packaging demo bench clean fuzz fuzz-build package packaging-check
+.PHONY: all deps bench-deps build build-asan test test-packaging demo bench clean fuzz fuzz-build package packaging-check soak
 
 all: build
 
@@ -71,6 +71,14 @@ fuzz: fuzz-build
 
 demo: build
 	tests/demo/demo.sh $(BUILD)
+
+# The chaos harness's long run (tests/chaos/soak, as root): five agents in
+# network namespaces under a steady workload and random faults for
+# SOAK_MINUTES; prints convergence lag and memory, fails on any broken
+# promise or memory growth. Not part of `make test`.
+SOAK_MINUTES ?= 60
+soak: build
+	tests/chaos/soak --build $(BUILD) --minutes $(SOAK_MINUTES)
 
 bench-deps:
 	@$(MAKE) --no-print-directory deps DEPS="$(BENCH_DEPS)"

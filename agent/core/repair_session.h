@@ -19,7 +19,8 @@
 //    DatasetView) before its completion is reported:
 //      PullFile{op}          -> OnPullReady(op, one bool per block hash: held
 //                               in the temp file, after copying what local
-//                               files had), or an error (the pull is skipped)
+//                               files had), or an error (the pull is skipped;
+//                               Unavailable: another session is fetching it)
 //      WriteBlock{op}        -> nothing; a failed write fails the CommitFile
 //      CommitFile{op}        -> OnCommitted(op, status); Corruption (the whole
 //                               file does not match entry.hash) aborts the

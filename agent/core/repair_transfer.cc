@@ -160,7 +160,10 @@ void RepairSession::Impl::PullReady(uint64_t op, Result<std::vector<bool>> have)
   Pull& p = it->second;
   if (!have.ok()) {
     ++stats.skipped;  // the temp file could not be opened
-    stats.last_local_error = p.entry.path + ": " + have.status().message();
+    // Unavailable: another session is fetching it (not an error to report).
+    if (have.status().code() != Code::kUnavailable) {
+      stats.last_local_error = p.entry.path + ": " + have.status().message();
+    }
     ReleasePull(op);
     return;
   }

@@ -32,7 +32,7 @@ constexpr int64_t kTempGcMinAgeS = 24 * 3600;
 // wait to be sent; the rest waits in order in the inbox, and reading from
 // the peer is held while the inbox passes kMaxInbox or the output
 // kMaxQueuedOut. A session's memory thus stays near kFramesOnStrand answers
-// (one BLOCK_REQ's is at most 64 blocks, 8 MiB) plus these bounds, instead
+// (what one BLOCK_REQ asks is at most 8 MiB of blocks) plus these bounds, instead
 // of one answer per request the peer managed to send.
 constexpr int kFramesOnStrand = 2;
 constexpr size_t kMaxQueuedOut = 8 << 20;

@@ -48,6 +48,10 @@ std::unique_ptr<TlsChannel> TlsChannel::Connect(uv_loop_t* loop, const io::Socke
           self->End(st);
           return;
         }
+        // Ended while connecting (a session that yielded, say): the stream
+        // goes with this callback, which closes the connection. Attached, it
+        // would hold the peer in its TLS handshake until the idle timeout.
+        if (self->ended_) return;
         self->Attach(std::move(*pending));
       });
   if (!stream.ok()) {

@@ -1,10 +1,11 @@
 // nfq_delay: holds every packet of an NFQUEUE for a random delay, then lets
 // it go. This kernel has no netem, so the chaos harness (tests/chaos/) gets
 // delay and reordering from this helper instead: it runs inside one node's
-// network namespace, an iptables rule there sends that node's outgoing
-// packets to the queue, and each packet is accepted after
-// delay_ms +- jitter_ms (uniform). Packets whose delays cross leave in a
-// different order from the one they came in, which is the reordering.
+// network namespace, an iptables rule there sends the packets that node
+// receives to the queue (input, not output: see chaos/net.py), and each
+// packet is accepted after delay_ms +- jitter_ms (uniform). Packets whose
+// delays cross leave in a different order from the one they came in, which
+// is the reordering.
 //
 //   nfq_delay --queue N --delay-ms 100 --jitter-ms 50 [--seed S]
 //
