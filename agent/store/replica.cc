@@ -360,6 +360,9 @@ Result<EntryChange> Replica::Reassert(std::string_view path) {
   const uint64_t counter = counter_ + 1;
   core::Hlc hlc = hlc_;
   rec.entry.vv.Set(index_->meta().node_id, counter);
+  // This node keeps the content now: a delete that saw only the older
+  // version must not win over it (core::Resolve).
+  rec.entry.dot = {index_->meta().node_id, counter};
   rec.entry.hlc = hlc.Now(clock_());
   rec.entry.origin = index_->meta().node_name;
   rec.digest = rec.entry.Digest();

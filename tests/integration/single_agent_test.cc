@@ -113,15 +113,15 @@ TEST_CASE("Agent: a local change whose index commit failed is recorded once the 
   agent.Start();
   REQUIRE(agent.WaitReady());
   WriteFile(agent.data_dir() + "/a.txt", "a");
-  REQUIRE(WaitStatus(agent, [](const auto& j) { return j["files"] == 1; }, seconds(5))["files"] ==
-          1);
+  REQUIRE(WaitStatus(
+              agent, [](const auto& j) { return j["files"] == 1; }, seconds(5))["files"] == 1);
 
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open((agent.state_dir() + "/index.db").c_str(), &db) == SQLITE_OK);
   REQUIRE(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
   WriteFile(agent.data_dir() + "/b.txt", "b");
-  const bool failed = WaitFor(
-      [&] { return agent.log().find("apply_failed") != std::string::npos; }, seconds(15));
+  const bool failed =
+      WaitFor([&] { return agent.log().find("apply_failed") != std::string::npos; }, seconds(15));
   REQUIRE(sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
   sqlite3_close(db);
   REQUIRE(failed);
