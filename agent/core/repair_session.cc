@@ -369,8 +369,12 @@ void RepairSession::Impl::OnWant(const WantMsg& m) {
 void RepairSession::Impl::StreamUnder(int level, uint32_t prefix) {
   // Not remembered: the peer has nothing there to send back, and an initial
   // sync would otherwise keep every path of the dataset in `sent`.
-  Status s =
-      view->ForEachUnder(level, prefix, [this](const Entry& e) { QueueEntry(e, true, false); });
+  // Encoded as it goes: `outgoing` would otherwise hold every entry of the
+  // dataset at once (an initial sync's peak memory), before the frames too.
+  Status s = view->ForEachUnder(level, prefix, [this](const Entry& e) {
+    QueueEntry(e, true, false);
+    if (outgoing.size() >= kMaxEntriesItems) FlushEntries();
+  });
   if (!s.ok()) LocalError(s);
 }
 
@@ -562,7 +566,7 @@ bool RepairSession::Impl::FollowPending(const Entry& e, Followup& then) {
   }
   auto follow = [&](Pull& p) {
     if (p.entry.path != e.path || p.entry.Digest() != digest || p.then) return false;
-    p.then = std::move(then);
+    p.then = std::make_unique<Followup>(std::move(then));
     return true;
   };
   for (auto& [op, p] : active) {

@@ -14,6 +14,10 @@ namespace {
 // block per message.
 constexpr uint64_t kMinBatch = 16;
 
+// The block bytes one BLOCK_REQ asks for, at most (but kMinBatch blocks
+// always may go in one): 16 blocks of the default size.
+constexpr uint64_t kMaxReqBytes = uint64_t{2} << 20;
+
 // How many blocks of `block_size` hold `size` bytes.
 uint64_t BlockCount(uint64_t size, uint32_t block_size) {
   return size / block_size + (size % block_size != 0 ? 1 : 0);
@@ -44,12 +48,12 @@ void RepairSession::Impl::EnqueuePull(const Entry& target, const std::string& so
                                       const std::optional<Entry>& expected,
                                       std::optional<Followup> then, std::string alt_source) {
   Pull p;
-  p.then = std::move(then);
+  if (then) p.then = std::make_unique<Followup>(std::move(*then));
   p.alt_source = std::move(alt_source);
   p.op = next_op++;
   p.entry = target;
-  p.source = source;
-  p.expected = expected;
+  if (source != target.path) p.source = source;
+  if (expected) p.expected = std::make_unique<Entry>(*expected);
   p.blocks = BlockCount(target.size, opt.block_size);
   if (p.blocks > kMaxBlocksPerFile) {
     ++stats.skipped;  // too large to move by this protocol
@@ -112,45 +116,49 @@ void RepairSession::Impl::RequestList(Pull& p) {
   ++p.reqs_out;
   p.state = Pull::State::kListing;
   p.hashes.clear();
-  Send(BlockListReqMsg{req, p.using_alt ? p.alt_source : p.source, p.entry.hash});
+  Send(BlockListReqMsg{req, p.using_alt ? p.alt_source : p.Source(), p.entry.hash});
 }
 
 void RepairSession::Impl::RequestBlocks() {
   for (auto& [op, p] : active) {
-    if (in_flight >= opt.max_in_flight_blocks) return;
-    if (p.state != Pull::State::kFetching || p.failed || p.unrequested == 0) continue;
-    if (in_flight > 0 && in_flight_bytes >= opt.max_in_flight_bytes) return;
-    const uint64_t room = opt.max_in_flight_blocks - in_flight;
-    // The bytes left in the window, in this file's blocks (all full-size but
-    // perhaps the last); with nothing in flight, one block always goes.
-    const uint64_t per = std::max<uint64_t>(1, std::min<uint64_t>(opt.block_size, p.entry.size));
-    const uint64_t byte_room =
-        (opt.max_in_flight_bytes - std::min(opt.max_in_flight_bytes, in_flight_bytes)) / per;
-    const uint64_t n = std::min<uint64_t>(
-        {room, in_flight == 0 ? std::max<uint64_t>(byte_room, 1) : byte_room, p.unrequested,
-         kMaxBlockReqIndexes});
-    if (n == 0) continue;  // a smaller file may still fit
-    if (n < std::min(p.unrequested, kMinBatch) && in_flight > 0) continue;
-    BlockReqMsg m;
-    m.req = next_req++;
-    m.path = p.using_alt ? p.alt_source : p.source;
-    m.hash = p.entry.hash;
-    OutReq r{op, false, p.using_alt, {}};
-    while (m.indexes.size() < n) {
-      GOSSYNC_CHECK(p.scan < p.blocks);
-      if (!p.have[p.scan] && !p.requested[p.scan]) {
-        p.requested[p.scan] = true;
-        in_flight_bytes += BlockLen(p.entry.size, opt.block_size, p.scan);
-        m.indexes.push_back(static_cast<uint32_t>(p.scan));
-        r.pending.insert(static_cast<uint32_t>(p.scan));
+    // A file may take several requests: each is at most kMaxReqBytes, so the
+    // peer never holds more than that of one answer in memory (twice: read,
+    // then encoded), however large the window.
+    while (p.state == Pull::State::kFetching && !p.failed && p.unrequested > 0) {
+      if (in_flight >= opt.max_in_flight_blocks) return;
+      if (in_flight > 0 && in_flight_bytes >= opt.max_in_flight_bytes) return;
+      const uint64_t room = opt.max_in_flight_blocks - in_flight;
+      // The bytes left in the window, in this file's blocks (all full-size
+      // but perhaps the last); with nothing in flight, one block always goes.
+      const uint64_t per = std::max<uint64_t>(1, std::min<uint64_t>(opt.block_size, p.entry.size));
+      const uint64_t byte_room =
+          (opt.max_in_flight_bytes - std::min(opt.max_in_flight_bytes, in_flight_bytes)) / per;
+      const uint64_t n = std::min<uint64_t>(
+          {room, in_flight == 0 ? std::max<uint64_t>(byte_room, 1) : byte_room, p.unrequested,
+           kMaxBlockReqIndexes, std::max<uint64_t>(kMinBatch, kMaxReqBytes / per)});
+      if (n == 0) break;  // a smaller file may still fit
+      if (n < std::min(p.unrequested, kMinBatch) && in_flight > 0) break;
+      BlockReqMsg m;
+      m.req = next_req++;
+      m.path = p.using_alt ? p.alt_source : p.Source();
+      m.hash = p.entry.hash;
+      OutReq r{op, false, p.using_alt, {}};
+      while (m.indexes.size() < n) {
+        GOSSYNC_CHECK(p.scan < p.blocks);
+        if (!p.have[p.scan] && !p.requested[p.scan]) {
+          p.requested[p.scan] = true;
+          in_flight_bytes += BlockLen(p.entry.size, opt.block_size, p.scan);
+          m.indexes.push_back(static_cast<uint32_t>(p.scan));
+          r.pending.insert(static_cast<uint32_t>(p.scan));
+        }
+        ++p.scan;
       }
-      ++p.scan;
+      p.unrequested -= n;
+      in_flight += n;
+      ++p.reqs_out;
+      out_reqs[m.req] = std::move(r);
+      Send(std::move(m));
     }
-    p.unrequested -= n;
-    in_flight += n;
-    ++p.reqs_out;
-    out_reqs[m.req] = std::move(r);
-    Send(std::move(m));
   }
 }
 
@@ -179,15 +187,15 @@ void RepairSession::Impl::PullReady(uint64_t op, Result<std::vector<bool>> have)
 
 void RepairSession::Impl::Commit(Pull& p) {
   p.state = Pull::State::kCommitting;
-  Emit(repair::CommitFile{p.op, p.entry, p.expected});
+  Emit(repair::CommitFile{p.op, p.entry,
+                          p.expected ? std::optional<Entry>(*p.expected) : std::nullopt});
 }
 
 void RepairSession::Impl::Committed(uint64_t op, const Status& s) {
   auto it = active.find(op);
   GOSSYNC_CHECK(it != active.end() && it->second.state == Pull::State::kCommitting);
   const std::string path = it->second.entry.path;
-  std::optional<Followup> then = std::move(it->second.then);
-  it->second.then.reset();
+  std::unique_ptr<Followup> then = std::move(it->second.then);
   ReleasePull(op);
   if (s.ok()) {
     ++stats.entries_applied;

@@ -21,21 +21,24 @@ constexpr uint64_t kConnectTimeoutMs = 5'000;
 constexpr uint64_t kTickMs = 1'000;
 // Applied paths a session keeps for hooks; more are only counted.
 constexpr size_t kMaxAppliedPaths = 100'000;
-// Temp files of abandoned transfers are collected at start and then hourly,
-// once older than a day (or two session timeouts, if that is longer: a
+// Temp files of abandoned transfers are collected at start and then every
+// ten minutes, once older than a day (or two session timeouts, if that is longer: a
 // running transfer keeps touching its file, a resumable one waits a while).
-constexpr uint64_t kTempGcIntervalMs = 3600'000;
+constexpr uint64_t kTempGcIntervalMs = 600'000;
 constexpr int64_t kTempGcMinAgeS = 24 * 3600;
+// Partial transfers no pull holds open, kept for a resume: the newest this many.
+constexpr size_t kMaxIdleTemps = 256;
 // Backpressure per session, against a peer that asks for much and never
 // reads: a received frame goes to the strand only while fewer than
 // kFramesOnStrand are there and less than kMaxQueuedOut bytes of our output
 // wait to be sent; the rest waits in order in the inbox, and reading from
 // the peer is held while the inbox passes kMaxInbox or the output
 // kMaxQueuedOut. A session's memory thus stays near kFramesOnStrand answers
-// (what one BLOCK_REQ asks is at most 8 MiB of blocks) plus these bounds, instead
+// (gossync asks for 2 MiB per BLOCK_REQ; a greedy peer for up to the 8 MiB
+// window, which the session refuses past) plus these bounds, instead
 // of one answer per request the peer managed to send.
 constexpr int kFramesOnStrand = 2;
-constexpr size_t kMaxQueuedOut = 8 << 20;
+constexpr size_t kMaxQueuedOut = 2 << 20;  // ~5 ms of loopback, tens of ms of a LAN
 constexpr size_t kMaxInbox = 1 << 20;
 // Connections still in the TLS handshake (they hold no session slot): past
 // this many, a new one evicts the oldest, so half-open connections cost
@@ -217,13 +220,16 @@ Status RepairService::Reload(const Config& next) {
 
 void RepairService::CollectTempGarbage() {
   const store::TempArea* temp = temp_.get();
+  std::shared_ptr<store::OpenTemps> open = open_temps_;
   int64_t max_age_s =
       std::max<int64_t>(kTempGcMinAgeS, 2 * int64_t(config_.repair.session_timeout_s));
   auto removed = std::make_shared<Result<size_t>>(size_t{0});
   // On the strand: no executor opens or renames a temp file meanwhile.
   engine_->Post(
-      [temp, max_age_s, removed](store::Replica&) {
-        *removed = temp->CollectGarbage(Wall() * 1'000'000, max_age_s * 1'000'000'000);
+      [temp, open, max_age_s, removed](store::Replica&) {
+        *removed = temp->CollectGarbage(Wall() * 1'000'000, max_age_s * 1'000'000'000,
+                                        kMaxIdleTemps,
+                                        [&](const std::string& name) { return open->Contains(name); });
       },
       [this, removed, alive = alive_] {
         if (!*alive) return;

@@ -154,7 +154,9 @@ Result<TempArea> TempArea::Open(const RootDir& root, const std::string& state_di
   return TempArea(std::move(dir).value(), root.path() + "/" + inside, true);
 }
 
-Result<size_t> TempArea::CollectGarbage(int64_t now_ns, int64_t max_age_ns) const {
+Result<size_t> TempArea::CollectGarbage(int64_t now_ns, int64_t max_age_ns, size_t max_idle,
+                                        const std::function<bool(const std::string&)>& in_use)
+    const {
   int fd = ::openat(dir_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return ErrnoStatus("open", path_, errno);
   DIR* d = ::fdopendir(fd);
@@ -164,6 +166,7 @@ Result<size_t> TempArea::CollectGarbage(int64_t now_ns, int64_t max_age_ns) cons
   }
   std::unique_ptr<DIR, int (*)(DIR*)> guard(d, ::closedir);
   std::vector<std::string> stale;
+  std::vector<std::pair<int64_t, std::string>> idle;  // (mtime, name)
   while (struct dirent* de = ::readdir(d)) {
     std::string_view name = de->d_name;
     if (!EndsWith(name, kAgentTempSuffix)) continue;
@@ -171,7 +174,15 @@ Result<size_t> TempArea::CollectGarbage(int64_t now_ns, int64_t max_age_ns) cons
     if (::fstatat(dir_.get(), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
     if (S_ISDIR(st.st_mode)) continue;
     int64_t mtime = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
-    if (mtime < now_ns - max_age_ns) stale.emplace_back(name);
+    if (mtime < now_ns - max_age_ns) {
+      stale.emplace_back(name);
+    } else if (!in_use || !in_use(std::string(name))) {
+      idle.emplace_back(mtime, name);
+    }
+  }
+  if (idle.size() > max_idle) {
+    std::sort(idle.begin(), idle.end());
+    for (size_t i = 0; i < idle.size() - max_idle; ++i) stale.push_back(std::move(idle[i].second));
   }
   size_t removed = 0;
   for (const std::string& name : stale) {

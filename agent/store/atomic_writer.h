@@ -43,9 +43,14 @@ class TempArea {
   bool inside_data_dir() const { return inside_data_dir_; }
 
   // Removes temp entries (names ending in ".gossync-tmp") whose mtime is
-  // older than `now_ns - max_age_ns`. Returns how many were removed. Leaves
-  // anything else in the directory alone.
-  Result<size_t> CollectGarbage(int64_t now_ns, int64_t max_age_ns) const;
+  // older than `now_ns - max_age_ns`, then, of those `in_use` does not
+  // claim, the oldest beyond `max_idle` (partial transfers of versions that
+  // were superseded pile up under churn, and would wait for their age).
+  // Returns how many were removed. Leaves anything else in the directory alone.
+  Result<size_t> CollectGarbage(int64_t now_ns, int64_t max_age_ns,
+                                size_t max_idle = SIZE_MAX,
+                                const std::function<bool(const std::string&)>& in_use =
+                                    nullptr) const;
 
  private:
   TempArea(UniqueFd dir, std::string path, bool inside)

@@ -286,9 +286,33 @@ void RepairExecutor::CommitBatch(std::deque<Completion>& pending) {
       d = Status::FromErrno("fsync directory of " + x.a.entry.path, errno);
     }
   }
+  // One index transaction for the batch (ApplyRemote), not one per file:
+  // a transaction per file was most of an initial sync's writes and locks.
+  std::vector<RemoteChange> changes;
+  std::vector<Item*> indexed;
   for (Item& x : items) {
     if (x.s.ok()) x.s = dirs[std::string(core::ParentPath(x.a.entry.path))];
-    if (x.s.ok()) x.s = Index(x.a.entry, x.pub.rec, std::move(x.pub.stat));
+    if (!x.s.ok()) continue;
+    RemoteChange c;
+    c.entry = x.a.entry;
+    if (x.pub.rec) c.expected = x.pub.rec->digest;
+    c.stat = std::move(x.pub.stat);
+    changes.push_back(std::move(c));
+    indexed.push_back(&x);
+  }
+  if (!changes.empty()) {
+    Result<RemoteChanges> r = ctx_.replica->ApplyRemote(std::move(changes));
+    for (size_t k = 0; k < indexed.size(); ++k) {
+      Item& x = *indexed[k];
+      if (!r.ok()) {
+        x.s = r.status();
+        continue;
+      }
+      if (r->status[k].ok()) applied_.push_back(x.a.entry.path);
+      x.s = Refused(r->status[k]);
+    }
+  }
+  for (Item& x : items) {
     if (x.mismatch) {
       (void)file(x).Discard();  // as in Commit: do not resume from lying bytes
     } else if (x.s.code() == Code::kCorruption) {

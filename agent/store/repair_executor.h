@@ -105,6 +105,7 @@ class OpenTemps {
   bool Acquire(const std::string& name) { return names_.insert(name).second; }
   void Release(const std::string& name) { names_.erase(name); }
   size_t size() const { return names_.size(); }
+  bool Contains(const std::string& name) const { return names_.count(name) > 0; }
 
  private:
   std::set<std::string> names_;

@@ -1,12 +1,15 @@
 #!/usr/bin/python3
-"""Table (median of the runs, with min and max) and PNG plots from the
-suite's results.
+"""Table (median of the runs, with min and max), PNG plots and the verdict
+on each target of issue 7, from the suite's results.
 
-  bench/compare/report.py [--results bench/compare/results.jsonl]
-        [--docs docs/performance.md] [--img docs/img]
+  bench/compare/report.py [--results FILE ...] [--docs docs/performance.md]
+        [--img docs/img]
 
-With --docs, the table replaces what stands between the markers
-<!-- compare:begin --> and <!-- compare:end --> in that file.
+--results defaults to those of results.jsonl and results-million.jsonl (next
+to this script) that exist. With --docs, the
+tables replace what stands between <!-- compare:begin --> and
+<!-- compare:end --> in that file, and the verdicts what stands between
+<!-- targets:begin --> and <!-- targets:end -->.
 """
 import argparse
 import collections
@@ -18,14 +21,17 @@ import sys
 ORDER = ["gossync", "rsync", "rsync --fsync", "unison", "syncthing", "csync2"]
 SCEN = ["initial", "resync", "one-change", "initial-2k", "resync-2k", "initial-real",
         "resync-real", "big-initial", "big-1MiB", "noop", "idle"]
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_RESULTS = ["results.jsonl", "results-million.jsonl"]
 
 
-def load(path):
+def load(paths):
     recs = []
-    with open(path) as f:
-        for line in f:
-            if line.strip():
-                recs.append(json.loads(line))
+    for path in paths:
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    recs.append(json.loads(line))
     return recs
 
 
@@ -144,8 +150,10 @@ def plots(recs, img):
         ax.set_xticks(range(len(scen)))
         ax.set_xticklabels([f"{s}\n{n} nodes" for s, n in scen], fontsize=8)
         ax.set_ylabel(ylabel)
+        loads = [r["load"] for rs in g.values() for r in rs]
         ax.set_title(f"{what}: median of the runs, bars from min to max "
-                     f"(bench/compare/suite.py; 127.0.0.1, 2 cores)")
+                     f"(bench/compare/suite.py; 127.0.0.1, 2 cores, load average "
+                     f"{min(loads):.0f}-{max(loads):.0f})")
         ax.legend(fontsize=8)
         ax.grid(axis="y", alpha=0.3)
         fig.tight_layout()
@@ -156,10 +164,90 @@ def plots(recs, img):
     return files
 
 
+def med(rs, field):
+    xs = [r[field] for r in rs if r.get(field) is not None]
+    return statistics.median(xs) if xs else None
+
+
+def targets(recs):
+    """One row per target of issue 7: the figure, met or missed, by how much."""
+    g = groups(recs)
+
+    def get(s, n, t):
+        rs = g.get((s, n, t), [])
+        return rs if rs and all(r["secs"] is not None for r in rs) else []
+
+    def verdict(ok):
+        return "**met**" if ok else "**missed**"
+    rows = ["| target | measured (median of the runs) | verdict |", "|---|---|---|"]
+    gr, rr = get("resync", 2, "gossync"), get("resync", 2, "rsync")
+    if gr and rr:
+        gt, rt = med(gr, "secs"), med(rr, "secs")
+        rows.append(f"| re-sync after the mutation: at most 1/3 of rsync's time | gossync "
+                    f"{gt:.2f} s, rsync {rt:.2f} s: {gt / rt:.2f} x rsync | "
+                    f"{verdict(gt <= rt / 3)}" +
+                    ("" if gt <= rt / 3 else f", by {gt / (rt / 3):.1f} x") + " |")
+    if gr:
+        w = med(gr, "wire_bytes")
+        cap = statistics.median(1.1 * r["content_bytes"] + 1024 * r["entries"] for r in gr)
+        cb = med(gr, "content_bytes")
+        rows.append(f"| re-sync: at most 1.1 x the changed bytes + 1 KiB per changed entry on "
+                    f"the wire | {w / 1e6:.2f} MB (IP bytes, TLS and TCP included) for "
+                    f"{cb / 1e6:.2f} MB changed in {gr[0]['entries']} entries: cap "
+                    f"{cap / 1e6:.2f} MB, {w / cb:.3f} x the changed bytes | "
+                    f"{verdict(w <= cap)} |")
+    gi, ri = get("initial", 2, "gossync"), get("initial", 2, "rsync")
+    if gi and ri:
+        gt, rt = med(gi, "secs"), med(ri, "secs")
+        fs = get("initial", 2, "rsync --fsync")
+        extra = f"; rsync --fsync {med(fs, 'secs'):.1f} s" if fs else ""
+        rows.append(f"| initial sync of 20,000 files / 430 MB: at most 2 x rsync's time, every "
+                    f"file durable before visible | gossync {gt:.1f} s (fsync per file), rsync "
+                    f"{rt:.1f} s (no fsync){extra}: {gt / rt:.1f} x rsync | {verdict(gt <= 2 * rt)}"
+                    + ("" if gt <= 2 * rt else f", by {gt / (2 * rt):.1f} x") + " |")
+    if gi:
+        rss = statistics.median(max(r["rss_mb"]) for r in gi)
+        idle = g.get(("idle", 2, "gossync"), [])
+        steady = statistics.median(max(r["rss_mb"]) for r in idle) if idle else None
+        st = f"; idle after it: {steady:.1f} MiB" if steady else ""
+        rows.append(f"| resident memory with 20,000 files: at most 30 MB per agent | peak "
+                    f"(VmHWM) during the initial sync {rss:.1f} MiB on the busier node{st} | "
+                    f"{verdict(rss * 1.048576 <= 30)}"
+                    + ("" if rss * 1.048576 <= 30 else f", by {rss * 1.048576 / 30:.1f} x") + " |")
+    one5 = get("one-change", 5, "gossync")
+    if one5:
+        worst = max(r["secs"] for r in one5)
+        rows.append(f"| a single change on every node of a 5-node cluster in under 1 s | "
+                    f"median {med(one5, 'secs'):.3f} s, worst {worst:.3f} s of {len(one5)} | "
+                    f"{verdict(worst < 1)} |")
+    one = [r for r in recs if r["scenario"] == "find-1-of-1000000"]
+    if one:
+        r = one[-1]
+        b = r["wire_in"] + r["wire_out"]
+        rows.append(f"| one differing entry among 1,000,000: at most 3 round trips and 1.5 KB | "
+                    f"{r['levels']} descent levels; {b:,} B of session records both ways "
+                    f"({r['content_bytes']} B of it content); {r['tcp_bytes_repair_ports']:,} B "
+                    f"of TCP with the TLS handshake | see the round trips in "
+                    f"\"Repair protocol\" above; {verdict(b <= 1536)} for the bytes |")
+    idle = g.get(("idle", 2, "gossync"), [])
+    if idle:
+        cpu = statistics.median(r["core_pct_per_node"] for r in idle)
+        bps = statistics.median(r["bytes_per_s_per_node"] for r in idle)
+        rows.append(f"| idle: at most 0.1% of a core and 1 KB/s per node | {cpu:.3f}% of a core, "
+                    f"{bps:.0f} B/s per node (CPU from clock ticks: a 20 s window resolves "
+                    f"0.05%) | {verdict(round(cpu, 3) <= 0.1 and bps <= 1000)} |")
+    return "\n".join(rows)
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser()
-    ap.add_argument("--results", default=os.path.join(here, "results.jsonl"))
+    ap.add_argument("--results", nargs="+",
+                    default=[p for p in (os.path.join(HERE, f) for f in DEFAULT_RESULTS)
+                             if os.path.exists(p)])
+    ap.add_argument("--targets-from", nargs="+",
+                    help="result files for the verdicts (default: --results), e.g. a "
+                         "head-to-head run of gossync and rsync alone on the machine")
     ap.add_argument("--docs")
     ap.add_argument("--img")
     a = ap.parse_args()
@@ -168,7 +256,20 @@ def main():
     m = million(recs)
     if m:
         text += "\n" + m + "\n"
+    trecs = recs
+    if a.targets_from:
+        # The head-to-head runs where they have the figure, the rest from --results.
+        h2h = load(a.targets_from)
+        have = {(r["scenario"], r["nodes"], r["tool"]) for r in h2h}
+        trecs = h2h + [r for r in recs if (r["scenario"], r["nodes"], r["tool"]) not in have]
+    tg = targets(trecs) + "\n"
+    if a.targets_from:
+        # The head-to-head runs behind the verdicts, as a table of their own.
+        tg += "\nThe head-to-head runs behind the first verdicts (" + ", ".join(
+            os.path.relpath(p, os.path.dirname(HERE) + "/..") for p in a.targets_from) + "):\n\n"
+        tg += table(h2h) + "\n"
     print(text)
+    print(tg)
     if a.img:
         for p in plots(recs, a.img):
             print("wrote", p, file=sys.stderr)
@@ -176,10 +277,12 @@ def main():
         with open(a.docs) as f:
             doc = f.read()
         b, e = "<!-- compare:begin -->", "<!-- compare:end -->"
-        if b in doc and e in doc:
-            doc = doc[:doc.index(b) + len(b)] + "\n" + text + doc[doc.index(e):]
-            with open(a.docs, "w") as f:
-                f.write(doc)
+        for b, e, t in (("<!-- compare:begin -->", "<!-- compare:end -->", text),
+                        ("<!-- targets:begin -->", "<!-- targets:end -->", tg)):
+            if b in doc and e in doc:
+                doc = doc[:doc.index(b) + len(b)] + "\n" + t + doc[doc.index(e):]
+        with open(a.docs, "w") as f:
+            f.write(doc)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,12 @@ import gen  # noqa: E402
 import meter  # noqa: E402
 import tools  # noqa: E402
 
-PORTS = {"gossync": 23600, "rsync": 23700, "rsync --fsync": 23720, "unison": 23800,
-         "syncthing": 23900, "csync2": 0}
-TIMEOUT = 1800
+# GSBENCH_PORT_OFFSET moves every tool's ports (but csync2's, which is fixed),
+# so that two suites can run at once (with GSBENCH_CHAIN and --work).
+_OFF = int(os.environ.get("GSBENCH_PORT_OFFSET", "0"))
+PORTS = {"gossync": 23600 + _OFF, "rsync": 23700 + _OFF, "rsync --fsync": 23720 + _OFF,
+         "unison": 23800 + _OFF, "syncthing": 23900 + _OFF, "csync2": 0}
+TIMEOUT = 600
 
 
 def log(*a):

@@ -112,8 +112,11 @@ class Rsync(Tool):
         for i in range(self.n):
             conf = os.path.join(self.work, f"node{i}", "rsyncd.conf")
             with open(conf, "w") as f:
-                f.write(f"use chroot = no\nuid = root\ngid = root\n"
+                f.write(f"use chroot = yes\nuid = root\ngid = root\n"
                         f"pid file = {self.work}/node{i}/rsyncd.pid\n"
+                        # chroot (we are root): without it rsyncd munges symlinks and strips
+                        # the leading "/" of absolute ones; they must arrive verbatim.
+                        f"munge symlinks = no\n"
                         f"[data]\npath = {self.dirs[i]}\nread only = no\n")
             self._spawn(i, ["rsync", "--daemon", "--no-detach", "--address=127.0.0.1",
                             f"--port={self.port_base + i}", f"--config={conf}"])

@@ -365,6 +365,32 @@ TEST_CASE("TempArea: garbage collection removes only stale temp files", "[writer
   CHECK(Exists(dir + "not-ours.txt"));
 }
 
+TEST_CASE("TempArea: beyond max_idle, the oldest temp files no one holds are removed",
+          "[writer]") {
+  Fixture f;
+  const std::string dir = f.area.path() + "/";
+  const int64_t now = static_cast<int64_t>(::time(nullptr)) * 1'000'000'000;
+  std::vector<std::string> names;
+  for (int i = 0; i < 6; ++i) {
+    Result<PendingFile> p = PendingFile::Open(f.area, "f" + std::to_string(i),
+                                              core::Sha256(std::to_string(i)), 10);
+    REQUIRE(p.ok());
+    names.push_back(p->temp_name());
+    // f0 is the oldest, f5 the newest, all within the age limit.
+    struct timespec ts[2] = {{0, UTIME_OMIT}, {now / 1'000'000'000 - 600 + i * 60, 0}};
+    REQUIRE(::utimensat(AT_FDCWD, (dir + names.back()).c_str(), ts, 0) == 0);
+  }
+  // f0 is in use (a pull holds it): it stays although it is the oldest.
+  Result<size_t> n = f.area.CollectGarbage(now, int64_t{24} * 3600 * 1'000'000'000, 3,
+                                           [&](const std::string& name) { return name == names[0]; });
+  REQUIRE(n.ok());
+  CHECK(*n == 2);
+  CHECK(Exists(dir + names[0]));
+  CHECK_FALSE(Exists(dir + names[1]));
+  CHECK_FALSE(Exists(dir + names[2]));
+  for (int i : {3, 4, 5}) CHECK(Exists(dir + names[i]));
+}
+
 TEST_CASE("WriteSymlinkAtomically: creates and replaces symlinks only", "[writer]") {
   Fixture f;
   REQUIRE(WriteSymlinkAtomically(f.root, f.area, "a/l", "../target", kMtime).ok());
