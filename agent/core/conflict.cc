@@ -81,7 +81,8 @@ bool AllDigits(std::string_view s) {
 Resolution Resolve(const Entry& local, const Entry& remote) {
   GOSSYNC_CHECK(local.path == remote.path);
   Resolution r;
-  switch (local.vv.Compare(remote.vv)) {
+  const VvOrder order = local.vv.Compare(remote.vv);
+  switch (order) {
     case VvOrder::kEqual:
       if (local.Digest() == remote.Digest()) {
         r.decision = Decision::kSame;
@@ -116,11 +117,33 @@ Resolution Resolve(const Entry& local, const Entry& remote) {
     return r;
   }
 
+  // Whether x's history holds the change that made y's content (y's dot):
+  // then x's node saw that content and replaced or deleted it, or a merge
+  // on the way kept it as a conflict copy.
+  auto saw = [&](const Entry& x, const Entry& y) {
+    return order == VvOrder::kConcurrent && y.has_dot() && x.vv.Get(y.dot.node) >= y.dot.counter;
+  };
   bool local_wins;
+  bool superseded = false;  // the loser's content was seen and replaced: no copy
   if (local.live() != remote.live()) {
-    local_wins = local.live();  // a write is never lost to a delete
+    // A write is never lost to a delete: the live version wins, unless the
+    // delete saw this very content and the two are concurrent only because
+    // a merge added history to one of them (the live version won a conflict
+    // with another write or delete the tombstone did not see). Then the
+    // content was deleted on purpose. Equal VVs (a catch-up tombstone, made
+    // from the live entry's own history) keep the plain rule.
+    const Entry& live = local.live() ? local : remote;
+    const Entry& tomb = local.live() ? remote : local;
+    superseded = saw(tomb, live);
+    local_wins = local.live() != superseded;
   } else if ((local.kind == EntryKind::kDirectory) != (remote.kind == EntryKind::kDirectory)) {
     local_wins = local.kind == EntryKind::kDirectory;  // its children stay where they are
+  } else if (saw(local, remote) != saw(remote, local)) {
+    // One side was written after seeing the other's content (their VVs are
+    // concurrent only through a merge): it wins whatever the clocks say, and
+    // the content it replaced needs no copy.
+    local_wins = saw(local, remote);
+    superseded = true;
   } else {
     local_wins = Beats(local, remote);
   }
@@ -130,7 +153,7 @@ Resolution Resolve(const Entry& local, const Entry& remote) {
   r.decision = Decision::kConflict;
   r.winner = winner;
   r.winner->vv = std::move(merged);
-  if (loser.live() && loser.kind != EntryKind::kDirectory) {
+  if (loser.live() && loser.kind != EntryKind::kDirectory && !superseded) {
     r.copy = loser;
     r.copy->path = ConflictCopyPath(loser.path, loser.hlc, loser.origin);
   }

@@ -38,9 +38,15 @@ struct Resolution {
 //   digests (a node reused its counters, e.g. after a restore from backup)
 //   are treated as concurrent, so the pair still converges.
 // - Concurrent: identical (kind, mode, hash, target, deleted) -> kMerge;
-//   a live version beats a tombstone (a write is never lost to a delete);
+//   a live version beats a tombstone (a write is never lost to a delete),
+//   except a live version whose dot the tombstone's VV covers: that delete
+//   saw this content, so the tombstone wins and no copy is made (the VVs
+//   are concurrent only because a merge added history the delete did not
+//   see; without the dot the deleted content would come back);
 //   a directory beats a file or symlink (its children stay put; the other
-//   becomes the copy); otherwise the greater (hlc, origin) wins (then the
+//   becomes the copy); a version whose VV covers the other's dot (it was
+//   made after seeing that content) beats it, with no copy; otherwise the
+//   greater (hlc, origin) wins (then the
 //   greater digest, so the order is total). kMerge keeps the metadata of the
 //   greater (hlc, origin). A losing tombstone or directory leaves no copy.
 // Symmetric: Resolve(a, b) and Resolve(b, a) give the same winner and copy.

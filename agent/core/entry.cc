@@ -44,7 +44,7 @@ std::string CanonicalEncoding(const Entry& e) {
   GOSSYNC_CHECK(e.vv.pairs().size() <= 0xffffffffu);
   const bool tomb = e.deleted;
   std::string out;
-  out.reserve(17 + 2 + e.path.size() + 1 + 4 + 8 + 32 + 4 + 16 * e.vv.pairs().size() + 1);
+  out.reserve(17 + 2 + e.path.size() + 1 + 4 + 8 + 32 + 4 + 16 * e.vv.pairs().size() + 1 + 16);
   out.append("gossync-entry-v1", 16);
   PutU8(&out, 0);
   PutBigEndian<uint16_t>(&out, static_cast<uint16_t>(e.path.size()));
@@ -66,6 +66,10 @@ std::string CanonicalEncoding(const Entry& e) {
     PutBigEndian<uint64_t>(&out, p.counter);
   }
   PutU8(&out, tomb ? 1 : 0);
+  if (e.has_dot()) {
+    PutBigEndian<uint64_t>(&out, e.dot.node);
+    PutBigEndian<uint64_t>(&out, e.dot.counter);
+  }
   return out;
 }
 
@@ -92,6 +96,14 @@ Status ValidateEntry(const Entry& e) {
   }
   if (e.target.find('\0') != std::string::npos) {
     return Status::InvalidArgument("symlink target has a NUL byte");
+  }
+  if (e.has_dot()) {
+    if (e.deleted) return Status::InvalidArgument("a tombstone has a dot");
+    if (e.vv.Get(e.dot.node) < e.dot.counter) {
+      return Status::InvalidArgument("dot is not covered by the version vector");
+    }
+  } else if (e.dot.node != 0) {
+    return Status::InvalidArgument("dot has a node but no counter");
   }
   const bool live_symlink = e.live() && e.kind == EntryKind::kSymlink;
   if (!live_symlink && !e.target.empty()) {

@@ -40,10 +40,18 @@ struct Entry {
   uint64_t hlc = 0;      // HLC of the last change
   std::string origin;    // name of the node that made the last change
   bool deleted = false;  // a tombstone
+  // The dot: the change that made this content, as (node, that node's
+  // counter at the change). A local write sets it to (own id, new counter);
+  // merges keep the winner's. It lets a delete that saw this content win
+  // over it even after a merge made their VVs concurrent (core::Resolve).
+  // {0, 0} when unknown (entries indexed before the index schema 2, parent
+  // placeholders, revived directories) and always for a tombstone.
+  VvPair dot{};
 
   bool operator==(const Entry&) const = default;
 
   bool live() const { return !deleted; }
+  bool has_dot() const { return dot.counter != 0; }
 
   // SHA-256 over the canonical encoding (below). Two entries with equal
   // digests are the same version of the same path. Size, target, hlc and
@@ -58,7 +66,9 @@ struct Entry {
 //   u8 kind, u32 mode, i64 mtime_ns (0 for directories), 32 bytes hash,
 //   u32 pair count, then per pair u64 node, u64 counter
 //   u8 deleted
-// All integers big-endian. For a tombstone, mode, mtime_ns and hash are
+//   only for an entry with a dot: u64 dot node, u64 dot counter
+// All integers big-endian. An entry without a dot encodes as it did before
+// dots existed, so the digests of indexes migrated from schema 1 stay valid. For a tombstone, mode, mtime_ns and hash are
 // encoded as zero, so two nodes that deleted the same version agree.
 std::string CanonicalEncoding(const Entry& e);
 
@@ -67,6 +77,8 @@ std::string CanonicalEncoding(const Entry& e);
 // origin node name, tombstone/dir having a zero hash, target empty unless
 // a symlink, hash == SHA-256(target) and a non-empty target for a live
 // symlink (symlink(2) refuses an empty one). A tombstone has no target.
+// A tombstone has no dot; a live entry's dot, if any, is covered by its own
+// VV (vv.Get(dot.node) >= dot.counter).
 Status ValidateEntry(const Entry& e);
 
 }  // namespace gossync::core

@@ -20,7 +20,7 @@
 
 namespace gossync::core {
 
-inline constexpr uint16_t kRepairProtocolVersion = 1;
+inline constexpr uint16_t kRepairProtocolVersion = 2;  // 2: entries carry a dot
 // Content moves in blocks of this size (the last one shorter). A protocol
 // constant; tests lower it on both sides (RepairOptions::block_size).
 inline constexpr uint32_t kDefaultBlockSize = 128 * 1024;

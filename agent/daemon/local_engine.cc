@@ -565,6 +565,12 @@ void LocalEngine::Apply(std::vector<store::Observation> observations, std::funct
     done();
     return;
   }
+  // The paths, to look at again if the commit fails (a full disk, say):
+  // dropped, their changes would wait for the next full rescan, and repair
+  // would refuse to touch them meanwhile (the disk differs from the index).
+  std::vector<std::string> paths;
+  paths.reserve(observations.size());
+  for (const store::Observation& o : observations) paths.push_back(o.path);
   auto obs = std::make_shared<std::vector<store::Observation>>(std::move(observations));
   struct Out {
     Result<store::Changes> changes = Status::Internal("not applied");
@@ -578,9 +584,11 @@ void LocalEngine::Apply(std::vector<store::Observation> observations, std::funct
         out->counts = r.counts();
         out->hlc = r.hlc();
       },
-      [this, out, done = std::move(done)] {
+      [this, out, paths = std::move(paths), done = std::move(done)]() mutable {
         if (!out->changes.ok()) {
-          Logger("scan")->error("apply_failed error=\"{}\"", out->changes.status().message());
+          Logger("scan")->error("apply_failed error=\"{}\" paths={} (retried)",
+                                out->changes.status().message(), paths.size());
+          Retry(std::move(paths));
         } else {
           const store::Changes& c = *out->changes;
           for (const auto& [path, why] : c.rejected) {

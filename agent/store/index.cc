@@ -62,13 +62,20 @@ CREATE TABLE entries (
 
 CREATE INDEX entries_by_bucket ON entries (bucket);
 )sql",
+    // 1 -> 2: the dot (core::Entry::dot). Rows indexed before have none
+    // (0, 0), which keeps their digests: an entry without a dot encodes as
+    // it always did.
+    R"sql(
+ALTER TABLE entries ADD COLUMN dot_node INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE entries ADD COLUMN dot_counter INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 static_assert(std::size(kMigrations) == kIndexSchemaVersion);
 
 // The entry columns, in the order DecodeRecord reads them.
 constexpr char kEntryColumns[] =
     "path, kind, mode, size, mtime_ns, hash, target, vv, hlc, origin, deleted, bucket, digest, "
-    "st_size, st_mtime_ns, st_mode, st_ino, st_dev";
+    "st_size, st_mtime_ns, st_mode, st_ino, st_dev, dot_node, dot_counter";
 
 // SQLite stores signed 64-bit integers; unsigned values (node ids, inodes,
 // counters) are stored by their bit pattern.
@@ -512,7 +519,7 @@ Status Index::Prepare() {
       prep(&s.counts, "SELECT kind, deleted, count(*) FROM entries GROUP BY kind, deleted"));
   GOSSYNC_RETURN_IF_ERROR(prep(&s.put, "INSERT OR REPLACE INTO entries (" + cols +
                                            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                                           "?, ?, ?, ?)"));
+                                           "?, ?, ?, ?, ?, ?)"));
   GOSSYNC_RETURN_IF_ERROR(prep(&s.del, "DELETE FROM entries WHERE path = ?"));
   GOSSYNC_RETURN_IF_ERROR(
       prep(&s.set_meta, "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"));
@@ -560,6 +567,8 @@ Status DecodeRecord(sqlite3_stmt* st, const std::string& file, IndexRecord* out)
   out->bucket = static_cast<uint32_t>(sqlite3_column_int64(st, 11));
   if (!ColumnHash(st, 12, &out->digest)) return CorruptRow(file, e.path, "bad digest");
   out->stat = ColumnStat(st, 13, e.kind, e.target);
+  e.dot.node = FromDb(sqlite3_column_int64(st, 18));
+  e.dot.counter = FromDb(sqlite3_column_int64(st, 19));
   return Status::Ok();
 }
 
@@ -770,6 +779,8 @@ Status Index::WriteRecord(const IndexRecord& rec) {
     sqlite3_bind_int64(st, 17, ToDb(ls.ino));
     sqlite3_bind_int64(st, 18, ToDb(ls.dev));
   }  // else the cleared bindings are NULL
+  sqlite3_bind_int64(st, 19, ToDb(e.dot.node));
+  sqlite3_bind_int64(st, 20, ToDb(e.dot.counter));
   return Step(st, "write entry \"" + e.path + "\"");
 }
 

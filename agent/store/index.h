@@ -54,7 +54,7 @@ struct sqlite3_stmt;
 
 namespace gossync::store {
 
-inline constexpr int kIndexSchemaVersion = 1;
+inline constexpr int kIndexSchemaVersion = 2;
 inline constexpr char kIndexFileName[] = "index.db";
 
 // The node-wide state kept beside the entries.

@@ -174,6 +174,8 @@ Result<Changes> Replica::ApplyLocal(std::vector<Observation> observations) {
   // A new version of `e` (whose vv is the previous one's, if any).
   auto bump = [&](core::Entry& e) {
     e.vv.Set(self_id, ++counter);
+    // A new content is this change's; a tombstone has no dot.
+    e.dot = e.live() ? core::VvPair{self_id, counter} : core::VvPair{};
     e.hlc = hlc_.Now(clock_());
     e.origin = self;
   };
@@ -358,6 +360,9 @@ Result<EntryChange> Replica::Reassert(std::string_view path) {
   const uint64_t counter = counter_ + 1;
   core::Hlc hlc = hlc_;
   rec.entry.vv.Set(index_->meta().node_id, counter);
+  // This node keeps the content now: a delete that saw only the older
+  // version must not win over it (core::Resolve).
+  rec.entry.dot = {index_->meta().node_id, counter};
   rec.entry.hlc = hlc.Now(clock_());
   rec.entry.origin = index_->meta().node_name;
   rec.digest = rec.entry.Digest();

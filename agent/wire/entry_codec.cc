@@ -46,6 +46,10 @@ Result<core::Entry> EntryFromObject(const msgpack::object& o) {
   GOSSYNC_RETURN_IF_ERROR(f.Uint(8, "hlc", &e.hlc));
   GOSSYNC_RETURN_IF_ERROR(f.Str(9, "origin", &e.origin, 63));
   GOSSYNC_RETURN_IF_ERROR(f.Bool(10, "deleted", &e.deleted));
+  auto dot = f.Array(11, "dot", 2, 2);
+  if (!dot.ok()) return dot.status();
+  GOSSYNC_RETURN_IF_ERROR(dot->Uint(0, "node", &e.dot.node));
+  GOSSYNC_RETURN_IF_ERROR(dot->Uint(1, "counter", &e.dot.counter));
   e.kind = static_cast<core::EntryKind>(kind);
   e.mode = static_cast<uint32_t>(mode);
   Status valid = core::ValidateEntry(e);

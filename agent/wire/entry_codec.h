@@ -13,6 +13,8 @@
 //   8 hlc       uint
 //   9 origin    str, node name
 //  10 deleted   bool
+//  11 dot       [node uint, counter uint]; [0, 0] for none (since repair
+//               protocol version 2)
 // Decoding checks every type and bound and then core::ValidateEntry; it never
 // throws and never aborts, whatever the bytes.
 #pragma once
@@ -29,7 +31,7 @@
 
 namespace gossync::wire {
 
-inline constexpr size_t kEntryFields = 11;
+inline constexpr size_t kEntryFields = 12;
 // A version vector holds one pair per node that ever changed the entry.
 inline constexpr size_t kMaxVvPairs = 1024;
 
@@ -55,6 +57,9 @@ void PackEntry(msgpack::packer<Stream>& pk, const core::Entry& e) {
   pk.pack(e.hlc);
   pk.pack(e.origin);
   pk.pack(e.deleted);
+  pk.pack_array(2);
+  pk.pack(e.dot.node);
+  pk.pack(e.dot.counter);
 }
 
 // One entry as a standalone msgpack message.

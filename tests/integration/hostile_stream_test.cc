@@ -156,7 +156,7 @@ TEST_CASE("Hostile stream: broken framing and msgpack are refused before allocat
   raw_first(PeerHello("anode"), {"name_mismatch"}, "HELLO with the agent's own name");
   raw_first(PeerHello("mallory", 5), {"depth_mismatch"}, "HELLO with another depth");
   core::HelloMsg v2 = PeerHello("mallory");
-  v2.version = 2;
+  v2.version = core::kRepairProtocolVersion + 1;
   raw_first(v2, {"version_mismatch"}, "HELLO of another version");
   ExpectDropped(c, "a second HELLO", {"protocol"},
                 [](TestPeer& p) { REQUIRE(p.Send(PeerHello("mallory")).ok()); });

@@ -1,4 +1,5 @@
 // One real gossyncd on a temp dir: the local engine follows the disk.
+#include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -98,6 +99,34 @@ TEST_CASE("Agent: status follows creates, edits, deletes, renames, chmods and sy
   CHECK(s["root"] == root);
   CHECK(s["entries"] == kEntries - 111);
   CHECK(s["scan"]["hashed_files"] == 0);
+}
+
+TEST_CASE("Agent: a local change whose index commit failed is recorded once the index works",
+          "[integration]") {
+  // A full disk fails the commit ("database or disk is full"); here another
+  // process holds index.db's write lock past the agent's busy timeout (5 s).
+  // Dropped, the change would wait for the next full rescan, and repair would
+  // refuse the path meanwhile (chaos enospc_mid_repair never converged).
+  TempDir tmp;
+  ClusterSecrets secrets(tmp / "secrets");
+  Agent agent(tmp.path(), &secrets, Named("alpha"));
+  agent.Start();
+  REQUIRE(agent.WaitReady());
+  WriteFile(agent.data_dir() + "/a.txt", "a");
+  REQUIRE(WaitStatus(
+              agent, [](const auto& j) { return j["files"] == 1; }, seconds(5))["files"] == 1);
+
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open((agent.state_dir() + "/index.db").c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  WriteFile(agent.data_dir() + "/b.txt", "b");
+  const bool failed =
+      WaitFor([&] { return agent.log().find("apply_failed") != std::string::npos; }, seconds(15));
+  REQUIRE(sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+  REQUIRE(failed);
+  nlohmann::json s = WaitStatus(agent, [](const auto& j) { return j["files"] == 2; }, seconds(5));
+  CHECK(s["files"] == 2);
 }
 
 TEST_CASE("Agent: ignored paths and the agent's temp names never become entries",

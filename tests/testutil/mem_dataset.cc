@@ -161,6 +161,7 @@ Entry MemNode::Next(const std::string& path) {
   ++counter_;
   ++clock_ms_;
   e.vv.Set(id_, counter_);
+  e.dot = {id_, counter_};  // as Replica::ApplyLocal: this change made the content
   e.path = path;
   e.hlc = core::Hlc::Pack(clock_ms_, 0);
   e.origin = name_;
@@ -201,6 +202,7 @@ void MemNode::Remove(const std::string& path) {
   Entry e = Next(path);
   e.kind = kind;
   e.deleted = true;
+  e.dot = {};  // a tombstone has none
   data_.Put(e);
 }
 
@@ -211,6 +213,7 @@ void MemNode::Chmod(const std::string& path, uint32_t mode) {
   const std::string content = data_.Content(path) ? *data_.Content(path) : std::string();
   Entry n = Next(path);
   e.vv = n.vv;
+  e.dot = n.dot;
   e.hlc = n.hlc;
   e.origin = n.origin;
   e.mode = mode;

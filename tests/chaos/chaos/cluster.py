@@ -321,6 +321,7 @@ class Cluster:
         self.extra_top = dict(extra_top or {})
         self.log_level = log_level
         self.crashes = []
+        self.problems = []  # of the last final_check
         self.hash_cache = {}
         self.mounts = []
         self.net = None
@@ -467,6 +468,7 @@ class Cluster:
         files = sum(1 for fp in trees[self.names()[0]].values() if fp[0] == "file")
         copies = sum(1 for p in trees[self.names()[0]] if checker.conflict_original(p))
         util.log("final tree: %d files, %d conflict copies" % (files, copies))
+        self.problems = problems  # kept with the run dir (close)
         if problems:
             raise util.Failure("%d problems:\n  %s" % (len(problems), "\n  ".join(problems[:60])))
 
@@ -495,6 +497,13 @@ class Cluster:
             subprocess.run(["umount", "-l", m], check=False)
         self.mounts = []
         if os.environ.get("GOSSYNC_KEEP_TMP"):
+            try:
+                self.workload.save(os.path.join(self.root, "history.jsonl"))
+                with open(os.path.join(self.root, "problems.txt"), "w") as f:
+                    f.write("".join(p + "\n" for p in self.problems))
+            except (AttributeError, OSError) as e:
+                util.log("saving the workload history: %s" % e)
+            util.log("trace a path: tests/chaos/trace.py %s [PATH ...]" % self.root)
             util.log("kept " + self.root)
         else:
             shutil.rmtree(self.root, ignore_errors=True)

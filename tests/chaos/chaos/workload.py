@@ -25,6 +25,7 @@ import ctypes
 import dataclasses
 import errno
 import hashlib
+import json
 import os
 import random
 import threading
@@ -302,6 +303,27 @@ class Workload:
             self._stop.set()
             self._thread.join()
             self._thread = None
+
+    def save(self, path):
+        """Writes the history to path, one JSON object per line in the order
+        the operations finished, then the operations that did not finish.
+        Times are wall-clock UTC (like the agents' logs) besides monotonic."""
+        offset = time.time() - time.monotonic()
+
+        def utc(t):
+            return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t + offset)) + \
+                ".%03dZ" % int(((t + offset) % 1) * 1000)
+        with self._lock:
+            history = list(self.history)
+            failed = list(self.failed)
+        with open(path, "w") as f:
+            for op in history:
+                d = dataclasses.asdict(op)
+                d["start_utc"] = utc(op.t_start)
+                d["end_utc"] = utc(op.t_end)
+                f.write(json.dumps(d, sort_keys=True) + "\n")
+            for node, what, err in failed:
+                f.write(json.dumps({"failed": what, "node": node, "error": err}) + "\n")
 
     def summary(self):
         kinds = {}

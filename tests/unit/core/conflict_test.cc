@@ -171,6 +171,134 @@ TEST_CASE("Resolve: a directory beats a concurrent file, which becomes the copy"
   CHECK_FALSE(r.copy);
 }
 
+// The dot tests: nodes 1, 2 and 3 (n1, n2, n3).
+Entry Written(std::string content, VersionVector vv, VvPair dot, uint64_t hlc, std::string origin) {
+  Entry e = File("f", std::move(content), std::move(vv), hlc, std::move(origin));
+  e.dot = dot;
+  REQUIRE(ValidateEntry(e).ok());
+  return e;
+}
+
+Entry Deleted(VersionVector vv, uint64_t hlc, std::string origin) {
+  Entry e = Tombstone(File("f", "", std::move(vv), hlc, std::move(origin)));
+  REQUIRE(ValidateEntry(e).ok());
+  return e;
+}
+
+// Resolve(a, b), checked to agree with Resolve(b, a) on winner and copy.
+Resolution Both(const Entry& a, const Entry& b) {
+  Resolution ab = Resolve(a, b), ba = Resolve(b, a);
+  REQUIRE(ab.winner == ba.winner);
+  REQUIRE(ab.copy == ba.copy);
+  return ab;
+}
+
+TEST_CASE("Resolve: a delete that saw the content wins after a merge with another delete",
+          "[conflict][dot]") {
+  // n1 writes B; n2 sees it and deletes it (T2); n3 concurrently deletes an
+  // older version (T3, concurrent with B). Some node meets B and T3 first:
+  // B wins (T3 did not see it), with the merged VV, now concurrent with T2.
+  const uint64_t t = kEarly;
+  Entry b = Written("B", VersionVector({{1, 16}, {3, 3}}), {1, 16}, t + 5, "n1");
+  Entry t2 = Deleted(VersionVector({{1, 16}, {2, 19}, {3, 3}}), t + 9, "n2");
+  Entry t3 = Deleted(VersionVector({{3, 10}}), t + 7, "n3");
+
+  Resolution first = Both(b, t3);
+  REQUIRE(first.decision == Decision::kConflict);
+  REQUIRE(first.winner->live());  // T3 did not see B: a write is never lost to a delete
+  CHECK(first.winner->dot == b.dot);
+  CHECK(first.winner->vv == VersionVector({{1, 16}, {3, 10}}));
+  CHECK_FALSE(first.copy);
+
+  // T2 saw B (its VV covers B's dot): B stays deleted, no copy is made.
+  Resolution second = Both(*first.winner, t2);
+  REQUIRE(second.decision == Decision::kConflict);
+  CHECK(second.winner->deleted);
+  CHECK(second.winner->vv == VersionVector({{1, 16}, {2, 19}, {3, 10}}));
+  CHECK_FALSE(second.copy);
+
+  // The other order reaches the same entry: T2 dominates B, then T2 and T3
+  // merge as two deletions.
+  Resolution other = Both(b, t2);
+  REQUIRE(other.decision != Decision::kConflict);
+  Resolution other2 = Both(*other.winner, t3);
+  REQUIRE(other2.decision == Decision::kMerge);
+  CHECK(other2.winner->deleted);
+  CHECK(other2.winner->vv == second.winner->vv);
+}
+
+TEST_CASE("Resolve: a delete that saw the content wins after a conflict with another write",
+          "[conflict][dot]") {
+  // As seen in the chaos test: n3 writes W and deletes it (T); n2
+  // concurrently writes X. W beats X (later), X becomes the copy; the merged
+  // W is concurrent with T, which saw W: T wins, X stays as the copy.
+  Entry w = Written("W", VersionVector({{3, 21}}), {3, 21}, kLate, "n3");
+  Entry x = Written("X", VersionVector({{2, 9}}), {2, 9}, kEarly, "n2");
+  Entry t = Deleted(VersionVector({{3, 27}}), kLate + 1, "n3");
+  Resolution first = Both(w, x);
+  REQUIRE(first.decision == Decision::kConflict);
+  CHECK(first.winner->hash == w.hash);
+  REQUIRE(first.copy);
+  CHECK(first.copy->hash == x.hash);
+  Resolution second = Both(*first.winner, t);
+  CHECK(second.winner->deleted);
+  CHECK(second.winner->vv == VersionVector({{2, 9}, {3, 27}}));
+  CHECK_FALSE(second.copy);
+  // X met T first: T did not see X, so X wins; W then is dominated.
+  Resolution xt = Both(x, t);
+  CHECK(xt.winner->hash == x.hash);
+  CHECK(xt.winner->vv.Compare(w.vv) == VvOrder::kGreater);
+}
+
+TEST_CASE("Resolve: a dot decides only between concurrent versions", "[conflict][dot]") {
+  Entry w = Written("W", VersionVector({{1, 4}}), {1, 4}, kEarly, "n1");
+  // A catch-up tombstone is the live entry's own history, deleted: equal
+  // VVs, and the live version wins (catch_up.h: the file comes back rather
+  // than being lost when the rule was wrong for some peer).
+  Entry caught = Deleted(w.vv, w.hlc, w.origin);
+  Resolution r = Both(w, caught);
+  CHECK(r.winner->live());
+  CHECK(r.winner->hash == w.hash);
+  // A concurrent tombstone that did not see the dot loses, even with a
+  // newer counter of the same node... which cannot happen without seeing
+  // it; a tombstone of another node that saw an older write loses.
+  Entry older_del = Deleted(VersionVector({{1, 3}, {2, 1}}), kLate, "n2");
+  r = Both(w, older_del);
+  CHECK(r.winner->live());
+  // Without a dot (an entry indexed before dots existed) the plain rule holds.
+  Entry undotted = w;
+  undotted.dot = {};
+  undotted.vv = VersionVector({{1, 4}, {3, 1}});
+  Entry saw = Deleted(VersionVector({{1, 4}, {2, 1}}), kLate, "n2");
+  r = Both(undotted, saw);
+  CHECK(r.winner->live());
+  Entry dotted = undotted;
+  dotted.dot = {1, 4};
+  r = Both(dotted, saw);
+  CHECK(r.winner->deleted);
+}
+
+TEST_CASE("Resolve: an edit made after seeing the other version wins whatever the clocks say",
+          "[conflict][dot]") {
+  // n2 writes W; it wins a conflict against n3's X (so W's VV has n3:5).
+  // n1 saw W (not X) and edits it to Y, with a clock behind W's. Y and the
+  // merged W are concurrent; Y saw W's content: Y wins, W needs no copy.
+  Entry w = Written("W", VersionVector({{2, 9}, {3, 5}}), {2, 9}, kLate, "n2");
+  Entry y = Written("Y", VersionVector({{1, 8}, {2, 9}}), {1, 8}, kEarly, "n1");
+  Resolution r = Both(w, y);
+  REQUIRE(r.decision == Decision::kConflict);
+  CHECK(r.winner->hash == y.hash);
+  CHECK(r.winner->dot == y.dot);
+  CHECK(r.winner->vv == VersionVector({{1, 8}, {2, 9}, {3, 5}}));
+  CHECK_FALSE(r.copy);
+  // Neither saw the other: the clocks decide and the loser is kept.
+  Entry z = Written("Z", VersionVector({{1, 8}, {2, 7}}), {1, 8}, kEarly, "n1");
+  r = Both(w, z);
+  CHECK(r.winner->hash == w.hash);
+  REQUIRE(r.copy);
+  CHECK(r.copy->hash == z.hash);
+}
+
 // Random valid entries for one path, from small pools so that every branch
 // (equal, ordered, concurrent; same and different content; ties) is hit.
 Entry RandomEntry(std::mt19937_64& rng) {
@@ -205,7 +333,11 @@ Entry RandomEntry(std::mt19937_64& rng) {
       e.hash = Sha256(std::string_view(kContents[rng() % 3]));
       e.size = 1;
   }
-  if (rng() % 4 == 0) e = Tombstone(e), e.mode = 0, e.mtime_ns = 0;
+  if (rng() % 4 == 0) {
+    e = Tombstone(e), e.mode = 0, e.mtime_ns = 0;
+  } else if (rng() % 3 != 0) {
+    e.dot = e.vv.pairs()[rng() % e.vv.pairs().size()];  // the change that wrote it
+  }
   return e;
 }
 
@@ -217,7 +349,7 @@ Decision Mirror(Decision d) {
 
 TEST_CASE("Resolve: symmetric and lossless over random pairs", "[conflict]") {
   GOSSYNC_SEEDED_RNG(0xc0f1);
-  int conflicts = 0, merges = 0, copies = 0, sames = 0;
+  int conflicts = 0, merges = 0, copies = 0, sames = 0, seen_deletes = 0, seen_edits = 0;
   for (int i = 0; i < 20000; ++i) {
     Entry a = RandomEntry(rng), b = RandomEntry(rng);
     REQUIRE(ValidateEntry(a).ok());
@@ -245,9 +377,24 @@ TEST_CASE("Resolve: symmetric and lossless over random pairs", "[conflict]") {
 
     if (ab.decision == Decision::kConflict) {
       ++conflicts;
-      // Lossless: every live file or symlink content survives, live or as a copy.
+      // Lossless: every live file or symlink content survives, live or as a
+      // copy, unless the other side saw it (covers its dot) and the other
+      // side did not see this one's: then it was replaced or deleted there.
+      auto saw = [&](const Entry& x, const Entry& y) {
+        return y.has_dot() && a.vv.Compare(b.vv) == VvOrder::kConcurrent &&
+               x.vv.Get(y.dot.node) >= y.dot.counter;
+      };
       for (const Entry* side : {&a, &b}) {
         if (side->deleted || side->kind == EntryKind::kDirectory) continue;
+        const Entry& other = side == &a ? b : a;
+        const bool dir_vs_file = other.live() && other.kind == EntryKind::kDirectory;
+        if (!dir_vs_file && saw(other, *side) && (other.deleted || !saw(*side, other))) {
+          ++(other.deleted ? seen_deletes : seen_edits);
+          REQUIRE(ab.winner->deleted == other.deleted);
+          REQUIRE(ab.winner->hash == other.hash);
+          REQUIRE_FALSE(ab.copy);
+          continue;
+        }
         bool kept =
             (ab.winner->live() && ab.winner->kind == side->kind && ab.winner->hash == side->hash) ||
             (ab.copy && ab.copy->hash == side->hash && ab.copy->kind == side->kind);
@@ -265,6 +412,8 @@ TEST_CASE("Resolve: symmetric and lossless over random pairs", "[conflict]") {
   CHECK(conflicts > 1000);
   CHECK(merges > 100);
   CHECK(copies > 500);
+  CHECK(seen_deletes > 100);
+  CHECK(seen_edits > 100);
 }
 
 TEST_CASE("ConflictCopyPath: examples", "[conflict]") {

@@ -52,6 +52,47 @@ TEST_CASE("Entry: canonical encoding is byte-exact and stable", "[entry]") {
   CHECK(ToHex(t.Digest()) == "1f6f43801b87cca2fe9435b962c7e7274478a7b3f93b25d38bbdca0df3176834");
 }
 
+TEST_CASE("Entry: a dot is appended to the encoding, and no dot keeps the old encoding",
+          "[entry]") {
+  Entry e = SampleFile();
+  const std::string plain = CanonicalEncoding(e);
+  e.dot = e.vv.pairs()[0];
+  const std::string dotted = CanonicalEncoding(e);
+  REQUIRE(dotted.size() == plain.size() + 16);
+  CHECK(dotted.substr(0, plain.size()) == plain);
+  std::string want(16, '\0');
+  for (int i = 0; i < 8; ++i) {
+    want[i] = static_cast<char>(e.dot.node >> (56 - 8 * i));
+    want[8 + i] = static_cast<char>(e.dot.counter >> (56 - 8 * i));
+  }
+  CHECK(dotted.substr(plain.size()) == want);
+  CHECK(e.Digest() != SampleFile().Digest());
+  Entry other = e;
+  other.dot = e.vv.pairs()[1];
+  CHECK(other.Digest() != e.Digest());
+}
+
+TEST_CASE("ValidateEntry: a dot is one of the entry's own changes, and tombstones have none",
+          "[entry]") {
+  Entry e = SampleFile();
+  for (const VvPair& p : e.vv.pairs()) {
+    e.dot = p;
+    CHECK(ValidateEntry(e).ok());
+    e.dot.counter = p.counter + 1;
+    CHECK(ValidateEntry(e).message() == "dot is not covered by the version vector");
+  }
+  e.dot = {0xdead, 1};
+  CHECK(ValidateEntry(e).message() == "dot is not covered by the version vector");
+  e.dot = {e.vv.pairs()[0].node, 0};
+  CHECK(ValidateEntry(e).message() == "dot has a node but no counter");
+  Entry t = SampleFile();
+  t.deleted = true;
+  t.hash = kZeroHash;
+  CHECK(ValidateEntry(t).ok());
+  t.dot = t.vv.pairs()[0];
+  CHECK(ValidateEntry(t).message() == "a tombstone has a dot");
+}
+
 TEST_CASE("Entry: digest changes with each digest field", "[entry]") {
   const Entry base = SampleFile();
   const Hash256 d = base.Digest();

@@ -302,6 +302,55 @@ TEST_CASE("Index: a commit blocked by another writer fails cleanly and can be re
   CHECK(index->meta().counter == 1);
 }
 
+TEST_CASE("Index: an entry's dot survives the round trip", "[index]") {
+  TempDir dir;
+  auto index = MustOpen(dir);
+  IndexRecord r = FileRecord("a", 7);
+  r.entry.dot = {0x1234, 7};
+  r.digest = r.entry.Digest();
+  Index::Batch batch;
+  batch.Put(r);
+  REQUIRE(index->Commit(batch).ok());
+  index.reset();
+  index = MustOpen(dir);
+  auto got = index->Get("a");
+  REQUIRE(got.ok());
+  REQUIRE(got->has_value());
+  CHECK((*got)->entry == r.entry);
+  CHECK((*got)->digest == r.digest);
+}
+
+TEST_CASE("Index: a schema 1 index migrates to dots, its digests still valid", "[index]") {
+  TempDir dir;
+  IndexRecord r = FileRecord("a", 3);
+  {
+    auto index = MustOpen(dir);
+    Index::Batch batch;
+    batch.Put(r);
+    REQUIRE(index->Commit(batch).ok());
+  }
+  // Back to what schema 1 had on disk.
+  RawSql(dir.db(),
+         "ALTER TABLE entries DROP COLUMN dot_node; ALTER TABLE entries DROP COLUMN dot_counter; "
+         "PRAGMA user_version = 1");
+  auto index = MustOpen(dir);
+  auto got = index->Get("a");
+  REQUIRE(got.ok());
+  REQUIRE(got->has_value());
+  CHECK_FALSE((*got)->entry.has_dot());
+  CHECK((*got)->entry == r.entry);
+  CHECK((*got)->digest == (*got)->entry.Digest());  // an entry without a dot digests as before
+  index.reset();
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(dir.db().c_str(), &db) == SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+  CHECK(sqlite3_column_int(st, 0) == kIndexSchemaVersion);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
 TEST_CASE("Index: refuses an index from a newer schema", "[index]") {
   TempDir dir;
   MustOpen(dir).reset();

@@ -235,6 +235,7 @@ TEST_CASE("Replica::Reassert: a new local version of an unchanged entry", "[repl
   auto c = n.replica().Reassert("d");
   REQUIRE(c.ok());
   CHECK(c->entry.vv.Get(n.replica().node_id()) == counter + 1);
+  CHECK(c->entry.dot == core::VvPair{n.replica().node_id(), counter + 1});
   CHECK(c->entry.vv.Compare((*before)->entry.vv) == core::VvOrder::kGreater);
   CHECK(c->entry.mode == 0750);
   CHECK(c->old_digest == (*before)->digest);

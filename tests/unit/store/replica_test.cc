@@ -152,6 +152,7 @@ TEST_CASE("Replica: create, edit, delete and recreate version a file", "[replica
   CHECK(c.root != empty_root);
   IndexRecord a = f.Must("a.txt");
   CHECK(a.entry.vv.pairs() == std::vector<core::VvPair>{{self, 1}});
+  CHECK(a.entry.dot == core::VvPair{self, 1});  // this change made the content
   CHECK(a.entry.origin == "alpha");
   CHECK(a.entry.hash == H(1));
   CHECK(a.entry.size == 101);
@@ -175,6 +176,7 @@ TEST_CASE("Replica: create, edit, delete and recreate version a file", "[replica
   CHECK(c.changed[0].old_digest == a.digest);
   a = f.Must("a.txt");
   CHECK(a.entry.vv.pairs() == std::vector<core::VvPair>{{self, 2}});
+  CHECK(a.entry.dot == core::VvPair{self, 2});
   CHECK(a.entry.hash == H(2));
 
   // Atomically replaced by identical bytes with the same mtime: a new inode
@@ -203,6 +205,7 @@ TEST_CASE("Replica: create, edit, delete and recreate version a file", "[replica
   CHECK(t.entry.hash == core::kZeroHash);
   CHECK(t.entry.kind == EntryKind::kFile);
   CHECK(t.entry.vv.pairs() == std::vector<core::VvPair>{{self, 5}});
+  CHECK_FALSE(t.entry.has_dot());  // a tombstone has none
   CHECK_FALSE(t.stat.has_value());
   CHECK(core::ValidateEntry(t.entry).ok());
   CHECK(f.replica->root() != before_delete);
@@ -220,6 +223,7 @@ TEST_CASE("Replica: create, edit, delete and recreate version a file", "[replica
   a = f.Must("a.txt");
   CHECK(a.entry.live());
   CHECK(a.entry.vv.pairs() == std::vector<core::VvPair>{{self, 6}});
+  CHECK(a.entry.dot == core::VvPair{self, 6});
   CHECK(f.replica->counts().files == 1);
   CHECK(f.replica->counts().tombstones == 0);
   CHECK(f.replica->root() == RebuiltRoot(*f.replica));

@@ -55,6 +55,9 @@ Entry RandomEntry(std::mt19937_64& rng) {
     e.deleted = true;
     e.hash = {};
     e.target.clear();
+  } else if (!pairs.empty() && rng() % 2) {
+    e.dot = pairs[rng() % pairs.size()];
+    e.dot.counter -= rng() % e.dot.counter;  // covered by the VV
   }
   return e;
 }
@@ -89,10 +92,10 @@ TEST_CASE("EntryCodec: random entries survive the round trip", "[entry_codec][pr
 
 TEST_CASE("EntryCodec: the encoding is compact and positional", "[entry_codec]") {
   std::vector<uint8_t> bytes = EncodeEntry(Sample());
-  CHECK(bytes[0] == 0x9b);  // fixarray of 11
+  CHECK(bytes[0] == 0x9c);  // fixarray of 12
   // path 8, kind 1, mode 3, size 1, mtime 9, hash 34, target 1, vv 1+3+3,
-  // hlc 9, origin 6, deleted 1, plus the array header.
-  CHECK(bytes.size() == 1 + 8 + 1 + 3 + 1 + 9 + 34 + 1 + 7 + 9 + 6 + 1);
+  // hlc 9, origin 6, deleted 1, dot 1+1+1, plus the array header.
+  CHECK(bytes.size() == 1 + 8 + 1 + 3 + 1 + 9 + 34 + 1 + 7 + 9 + 6 + 1 + 3);
   // The hash travels as bin 8 of 32 bytes.
   auto oh = SafeUnpack(bytes);
   REQUIRE(oh.ok());
@@ -175,6 +178,9 @@ TEST_CASE("EntryCodec: wrong types name the field", "[entry_codec]") {
         "entry.hlc: expected an unsigned integer, got float64");
   CHECK(ErrorOf(WithField(9, num)) == "entry.origin: expected a str, got unsigned integer");
   CHECK(ErrorOf(WithField(10, num)) == "entry.deleted: expected a bool, got unsigned integer");
+  CHECK(ErrorOf(WithField(11, nil)) == "entry.dot: expected an array, got nil");
+  CHECK(ErrorOf(WithField(11, [](auto& pk) { pk.pack(std::make_tuple(1)); })) ==
+        "entry.dot: expected 2 elements, got 1");
   CHECK(ErrorOf(WithField(0, [](auto& pk) { pk.pack_map(0); })) ==
         "entry.path: expected a str, got map");
 }
@@ -208,13 +214,21 @@ TEST_CASE("EntryCodec: values that parse but are invalid are rejected", "[entry_
     for (size_t i = 0; i <= kMaxVvPairs; ++i) pk.pack(std::make_tuple(i + 1, 1));
   };
   CHECK(ErrorOf(WithField(7, big_vv)) == "entry.vv: expected 0..1024 elements, got 1025");
+  // Sample()'s VV is {1:3, 2:1}: a dot must be one of its changes.
+  CHECK(ErrorOf(WithField(11, [](auto& pk) { pk.pack(std::make_tuple(1, 3)); })) == "OK");
+  CHECK(ErrorOf(WithField(11, [](auto& pk) { pk.pack(std::make_tuple(1, 4)); })) ==
+        "entry: dot is not covered by the version vector");
+  CHECK(ErrorOf(WithField(11, [](auto& pk) { pk.pack(std::make_tuple(3, 1)); })) ==
+        "entry: dot is not covered by the version vector");
+  CHECK(ErrorOf(WithField(11, [](auto& pk) { pk.pack(std::make_tuple(1, 0)); })) ==
+        "entry: dot has a node but no counter");
 }
 
 TEST_CASE("EntryCodec: extra and missing fields are rejected", "[entry_codec]") {
   auto nil = [](msgpack::packer<msgpack::sbuffer>& pk) { pk.pack_nil(); };
-  CHECK(ErrorOf(WithField(11, nil, 12)) == "entry: expected 11 elements, got 12");
-  CHECK(ErrorOf(WithField(99, nil, 10)) == "entry: expected 11 elements, got 10");
-  CHECK(ErrorOf(WithField(99, nil, 0)) == "entry: expected 11 elements, got 0");
+  CHECK(ErrorOf(WithField(12, nil, 13)) == "entry: expected 12 elements, got 13");
+  CHECK(ErrorOf(WithField(99, nil, 11)) == "entry: expected 12 elements, got 11");
+  CHECK(ErrorOf(WithField(99, nil, 0)) == "entry: expected 12 elements, got 0");
   msgpack::sbuffer buf;
   msgpack::pack(buf, std::map<std::string, int>{{"path", 1}});
   CHECK(ErrorOf(std::vector<uint8_t>(buf.data(), buf.data() + buf.size())) ==

@@ -355,7 +355,8 @@ TEST_CASE("Repair hostile peer: the handshake is checked", "[repair_hostile]") {
   };
   with([](HelloMsg& h) { h.name = "mallory"; }, "name_mismatch");
   with([](HelloMsg& h) { h.name = "Evil!"; }, "name_mismatch");
-  with([](HelloMsg& h) { h.version = 2; }, "version_mismatch");
+  with([](HelloMsg& h) { h.version = 1; }, "version_mismatch");  // before dots
+  with([](HelloMsg& h) { h.version = kRepairProtocolVersion + 1; }, "version_mismatch");
   with([](HelloMsg& h) { h.depth = 3; }, "depth_mismatch");
   {
     Victim v;

@@ -4,7 +4,9 @@
 
 #include <catch2/catch.hpp>
 #include <cstdio>
+#include <map>
 #include <random>
+#include <set>
 
 #include "agent/core/conflict.h"
 #include "agent/wire/repair_codec.h"
@@ -393,6 +395,167 @@ TEST_CASE("RepairSession: a node that loses twice within a second keeps both con
   }
   CHECK(copies == std::multiset<std::string>{"alpha 0", "alpha 1", "alpha 2"});
   CHECK(d.Content(core::ConflictCopyPath("f.txt", lost[1].hlc, "alpha", 1)));
+}
+
+TEST_CASE("RepairSession: a delete that saw the content wins after the content won a conflict",
+          "[repair_session][dot]") {
+  // The chaos test's pattern: n3 writes W, n1 gets it, n3 deletes it (T).
+  // n2 concurrently writes X, earlier. n1 meets n2 first: W beats X, X
+  // becomes the copy, and W's merged history is concurrent with T. Then T
+  // must still win (it saw W), on every node and in any order of sessions;
+  // without dots W came back from the dead.
+  for (int order = 0; order < 3; ++order) {
+    INFO("order " << order);
+    MemNode n1("n1", 1), n2("n2", 2), n3("n3", 3, core::kDefaultTreeDepth, 1'700'000'100'000);
+    n3.WriteFile("f.txt", "W");
+    n1.CopyFrom(n3);
+    n3.Remove("f.txt");
+    n2.WriteFile("f.txt", "X");
+    const Entry x = *n2.data().Find("f.txt");
+    auto sync = [](MemNode& a, MemNode& b) {
+      Link link(a, b);
+      link.Run();
+      RequireFinished(link);
+      RequireConverged(a, b);
+    };
+    if (order == 0) {
+      sync(n1, n2);
+      REQUIRE(*n1.data().Content("f.txt") == "W");  // W won the conflict with X
+      sync(n1, n3);
+    } else if (order == 1) {
+      sync(n3, n1);  // T dominates W
+      sync(n2, n3);
+    } else {
+      sync(n2, n3);  // T did not see X: X lives, with T's history
+      REQUIRE(*n3.data().Content("f.txt") == "X");
+      sync(n1, n2);
+    }
+    sync(n1, n2);
+    sync(n2, n3);
+    sync(n1, n3);
+    for (MemNode* n : {&n1, &n2, &n3}) {
+      const MemDataset& d = n->data();
+      INFO(n->name());
+      // W is gone for good; X survives, live or as its copy.
+      const std::string copy = core::ConflictCopyPath("f.txt", x.hlc, "n2");
+      const bool x_live = d.Content("f.txt") && *d.Content("f.txt") == "X";
+      const bool x_copy = d.Content(copy) && *d.Content(copy) == "X";
+      CHECK((x_live || x_copy));
+      for (const auto& [p, e] : d.entries()) {
+        if (e.live() && e.kind == EntryKind::kFile) CHECK(*d.Content(p) != "W");
+      }
+    }
+  }
+}
+
+TEST_CASE("RepairSession: among three nodes nothing overwritten or deleted comes back",
+          "[repair_session][property][dot]") {
+  // The chaos checker's model (tests/chaos/chaos/checker.py) over random
+  // changes and sessions between random pairs of three nodes: contents are
+  // unique per write; a write is superseded by a change made on a node
+  // that held it. Finally every path holds no superseded content, and every
+  // write not superseded is live or a conflict copy.
+  GOSSYNC_SEEDED_RNG(0xd07);
+  int came_back_checks = 0, deletes_kept = 0;
+  for (int round = 0; round < 150; ++round) {
+    INFO("round " << round);
+    std::vector<MemNode> n;
+    for (int i = 0; i < 3; ++i) {
+      n.emplace_back("n" + std::to_string(i + 1), i + 1, 1, 1'700'000'000'000 + rng() % 50);
+    }
+    const std::vector<std::string> pool = {"a.txt", "b.txt", "d/c.txt"};
+    std::map<std::string, std::set<std::string>> written, superseded;
+    int seq = 0;
+    std::string story;  // printed when a check fails
+    auto show = [&](const std::string& p) {
+      std::string out;
+      for (MemNode& m : n) {
+        const Entry* e = m.data().Find(p);
+        out += " " + m.name() + "=" +
+               (e ? (e->live() ? *m.data().Content(p) : std::string("deleted")) + " " +
+                        e->vv.ToString() + " dot " + std::to_string(e->dot.node) + ":" +
+                        std::to_string(e->dot.counter)
+                  : std::string("absent")) +
+               ";";
+      }
+      return out;
+    };
+    for (int step = 0; step < 40; ++step) {
+      if (rng() % 10 < 3) {
+        const size_t x = rng() % 3, y = (x + 1 + rng() % 2) % 3;
+        Link link(n[x], n[y]);
+        link.Run();
+        RequireFinished(link);
+        story += "\n  sync " + n[x].name() + " " + n[y].name() + ":";
+        for (const std::string& p : pool) story += "\n    " + p + show(p);
+        for (const auto& [p, e] : n[x].data().entries()) {
+          if (core::IsConflictCopy(p)) story += "\n    copy " + p + show(p);
+        }
+        continue;
+      }
+      MemNode& node = n[rng() % 3];
+      // Changes a second or more apart. Conflict copies are named by the
+      // loser's second: when two nodes each make a copy of a different loser
+      // of the same node and second under the same name, neither knowing the
+      // other's, the copies meet at that name with the losers' VVs, and if
+      // those are ordered the older copy is overwritten: a lost write. (A
+      // known weakness of copy naming, not of dots; without this line,
+      // GOSSYNC_TEST_SEED=3335 shows it in round 41.)
+      node.AdvanceClock(1000 + rng() % 1000);
+      const std::string& p = pool[rng() % pool.size()];
+      const Entry* e = node.data().Find(p);
+      const bool live = e && e->live() && e->kind == EntryKind::kFile;
+      if (live) superseded[p].insert(*node.data().Content(p));
+      if (live && rng() % 3 == 0) {
+        node.Remove(p);
+        story += "\n  " + node.name() + " deletes " + p;
+      } else {
+        const std::string c = node.name() + " write " + std::to_string(++seq);
+        node.WriteFile(p, c);
+        written[p].insert(c);
+        story += "\n  " + c + " at " + p;
+      }
+      story += show(p);
+    }
+    INFO("story:" << story);
+    for (int pass = 0; pass < 4; ++pass) {
+      for (auto [x, y] : {std::pair{0, 1}, {1, 2}, {0, 2}}) {
+        Link link(n[x], n[y]);
+        link.Run();
+        RequireFinished(link);
+      }
+    }
+    RequireConverged(n[0], n[1]);
+    RequireConverged(n[1], n[2]);
+    const MemDataset& d = n[0].data();
+    std::map<std::string, std::set<std::string>> copies;
+    for (const auto& [p, e] : d.entries()) {
+      if (e.live() && e.kind == EntryKind::kFile && core::IsConflictCopy(p)) {
+        std::string orig = p;  // a copy of a copy counts too (two nodes named copies alike)
+        while (core::IsConflictCopy(orig)) orig = core::ConflictOriginalPath(orig);
+        copies[orig].insert(*d.Content(p));
+      }
+    }
+    for (const std::string& p : pool) {
+      INFO("path " << p);
+      const Entry* e = d.Find(p);
+      if (e && e->live()) {
+        const std::string live = *d.Content(p);
+        INFO("live " << live);
+        CHECK(superseded[p].count(live) == 0);  // nothing comes back
+        ++came_back_checks;
+      } else if (e) {
+        ++deletes_kept;
+      }
+      for (const std::string& c : written[p]) {
+        if (superseded[p].count(c)) continue;
+        INFO("write " << c);
+        CHECK(((e && e->live() && *d.Content(p) == c) || copies[p].count(c)));  // not lost
+      }
+    }
+  }
+  CHECK(came_back_checks > 100);
+  CHECK(deletes_kept > 20);
 }
 
 // ---- The property test ----
