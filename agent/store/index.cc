@@ -601,17 +601,23 @@ Result<std::vector<IndexRecord>> Index::GetBucket(uint32_t bucket) {
   return out;
 }
 
-Status Index::ForEach(const std::function<Status(const IndexRecord&)>& fn) {
-  sqlite3_stmt* st = stmts_->all;
-  ScopedReset reset(st);
+// Steps a prepared statement of whole entry rows, handing each to `fn`.
+Status Index::EachRecord(sqlite3_stmt* st, std::string_view what,
+                         const std::function<Status(const IndexRecord&)>& fn) {
   int rc;
   IndexRecord rec;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     GOSSYNC_RETURN_IF_ERROR(DecodeRecord(st, db_path_, &rec));
     GOSSYNC_RETURN_IF_ERROR(fn(rec));
   }
-  if (rc != SQLITE_DONE) return SqlError(db_, rc, "read entries", db_path_);
+  if (rc != SQLITE_DONE) return SqlError(db_, rc, what, db_path_);
   return Status::Ok();
+}
+
+Status Index::ForEach(const std::function<Status(const IndexRecord&)>& fn) {
+  sqlite3_stmt* st = stmts_->all;
+  ScopedReset reset(st);
+  return EachRecord(st, "read entries", fn);
 }
 
 Status Index::ForEachAfter(std::string_view after, size_t limit,
@@ -620,14 +626,7 @@ Status Index::ForEachAfter(std::string_view after, size_t limit,
   ScopedReset reset(st);
   sqlite3_bind_text(st, 1, after.data(), static_cast<int>(after.size()), SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
-  int rc;
-  IndexRecord rec;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    GOSSYNC_RETURN_IF_ERROR(DecodeRecord(st, db_path_, &rec));
-    GOSSYNC_RETURN_IF_ERROR(fn(rec));
-  }
-  if (rc != SQLITE_DONE) return SqlError(db_, rc, "read entries", db_path_);
-  return Status::Ok();
+  return EachRecord(st, "read entries", fn);
 }
 
 Status Index::ForEachUnder(std::string_view dir,
@@ -635,14 +634,7 @@ Status Index::ForEachUnder(std::string_view dir,
   sqlite3_stmt* st = stmts_->under;
   ScopedReset reset(st);
   sqlite3_bind_text(st, 1, dir.data(), static_cast<int>(dir.size()), SQLITE_STATIC);
-  int rc;
-  IndexRecord rec;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    GOSSYNC_RETURN_IF_ERROR(DecodeRecord(st, db_path_, &rec));
-    GOSSYNC_RETURN_IF_ERROR(fn(rec));
-  }
-  if (rc != SQLITE_DONE) return SqlError(db_, rc, "read entries", db_path_);
-  return Status::Ok();
+  return EachRecord(st, "read entries", fn);
 }
 
 Status Index::ForEachInBuckets(uint32_t first, uint32_t end,
@@ -651,14 +643,7 @@ Status Index::ForEachInBuckets(uint32_t first, uint32_t end,
   ScopedReset reset(st);
   sqlite3_bind_int64(st, 1, first);
   sqlite3_bind_int64(st, 2, end);
-  int rc;
-  IndexRecord rec;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    GOSSYNC_RETURN_IF_ERROR(DecodeRecord(st, db_path_, &rec));
-    GOSSYNC_RETURN_IF_ERROR(fn(rec));
-  }
-  if (rc != SQLITE_DONE) return SqlError(db_, rc, "read buckets", db_path_);
-  return Status::Ok();
+  return EachRecord(st, "read buckets", fn);
 }
 
 Status Index::ForEachDigestInBucket(

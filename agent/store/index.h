@@ -247,6 +247,8 @@ class Index {
   Status LoadMeta();
   Status Rebucket(int depth);
   Status Step(sqlite3_stmt* st, std::string_view what);
+  Status EachRecord(sqlite3_stmt* st, std::string_view what,
+                    const std::function<Status(const IndexRecord&)>& fn);
   Status WriteRecord(const IndexRecord& rec);
   Status DeleteRecord(std::string_view path);
   Status WriteMeta(const char* key, uint64_t value);

@@ -251,29 +251,37 @@ Status RepairExecutor::RemoveForKindChange(const std::string& path,
 
 // ---- Files ----
 
+Status RepairExecutor::ReadyForFile(const core::Entry& e,
+                                    const std::optional<core::Entry>& expected,
+                                    std::optional<IndexRecord>* rec, Precondition* pre) {
+  Result<std::optional<IndexRecord>> held = IndexHolds(e.path, expected, e);
+  if (!held.ok()) return held.status();
+  *rec = std::move(held).value();
+  Result<std::optional<LocalStat>> cur = Current(e.path);
+  if (!cur.ok()) return cur.status();
+  if (*rec && (*rec)->entry.live() && (*rec)->entry.kind != EntryKind::kFile) {
+    GOSSYNC_RETURN_IF_ERROR(RemoveForKindChange(e.path, *rec, *cur));
+    *pre = ExpectAbsent;
+  } else {
+    if (!DiskMatches(*rec, *cur)) return Refused(NotScanned(e.path));
+    *pre = StillMatches(*rec);
+  }
+  return EnsureParents(e.path);
+}
+
 Status RepairExecutor::CommitPulled(const core::Entry& e,
                                     const std::optional<core::Entry>& expected, PendingFile& file,
                                     bool* content_mismatch) {
-  Result<std::optional<IndexRecord>> rec = IndexHolds(e.path, expected, e);
-  if (!rec.ok()) return rec.status();
-  Result<std::optional<LocalStat>> cur = Current(e.path);
-  if (!cur.ok()) return cur.status();
+  std::optional<IndexRecord> rec;
   Precondition pre;
-  if (*rec && (*rec)->entry.live() && (*rec)->entry.kind != EntryKind::kFile) {
-    GOSSYNC_RETURN_IF_ERROR(RemoveForKindChange(e.path, *rec, *cur));
-    pre = ExpectAbsent;
-  } else {
-    if (!DiskMatches(*rec, *cur)) return Refused(NotScanned(e.path));
-    pre = StillMatches(*rec);
-  }
-  GOSSYNC_RETURN_IF_ERROR(EnsureParents(e.path));
+  GOSSYNC_RETURN_IF_ERROR(ReadyForFile(e, expected, &rec, &pre));
   Status s = file.Commit(*ctx_.root, e.path, DiskMode(e.mode), e.mtime_ns, pre);
   *content_mismatch = s.code() == Code::kCorruption;
   if (s.code() == Code::kAlreadyExists) s = Status::Aborted(s.message());  // created meanwhile
   if (!s.ok()) return Refused(s);
   Result<std::optional<LocalStat>> fresh = Current(e.path);
   if (!fresh.ok()) return fresh.status();
-  return Index(e, *rec, IfWritten(*fresh, e));
+  return Index(e, rec, IfWritten(*fresh, e));
 }
 
 Status RepairExecutor::PublishPulled(const core::Entry& e,
@@ -281,25 +289,15 @@ Status RepairExecutor::PublishPulled(const core::Entry& e,
                                      PendingFile& file, PublishedFile* out) {
   // The checks of CommitPulled, then Publish (the file is prepared and
   // synced); the parent's fsync and the index are the caller's (CommitBatch).
-  Result<std::optional<IndexRecord>> rec = IndexHolds(e.path, expected, e);
-  if (!rec.ok()) return rec.status();
-  Result<std::optional<LocalStat>> cur = Current(e.path);
-  if (!cur.ok()) return cur.status();
+  std::optional<IndexRecord> rec;
   Precondition pre;
-  if (*rec && (*rec)->entry.live() && (*rec)->entry.kind != EntryKind::kFile) {
-    GOSSYNC_RETURN_IF_ERROR(RemoveForKindChange(e.path, *rec, *cur));
-    pre = ExpectAbsent;
-  } else {
-    if (!DiskMatches(*rec, *cur)) return Refused(NotScanned(e.path));
-    pre = StillMatches(*rec);
-  }
-  GOSSYNC_RETURN_IF_ERROR(EnsureParents(e.path));
+  GOSSYNC_RETURN_IF_ERROR(ReadyForFile(e, expected, &rec, &pre));
   Status s = file.Publish(*ctx_.root, e.path, pre, &out->parent);
   if (s.code() == Code::kAlreadyExists) s = Status::Aborted(s.message());  // created meanwhile
   if (!s.ok()) return Refused(s);
   Result<std::optional<LocalStat>> fresh = Current(e.path);
   if (!fresh.ok()) return fresh.status();
-  out->rec = std::move(rec).value();
+  out->rec = std::move(rec);
   out->stat = IfWritten(*fresh, e);
   return Status::Ok();
 }

@@ -263,6 +263,12 @@ class RepairExecutor {
                              const std::optional<LocalStat>& cur);
   // Creates the missing directories above `path` and indexes them.
   Status EnsureParents(const std::string& path);
+  // Before a pulled file goes to `e.path`: the index still holds `expected`,
+  // the disk still matches the index (or what held another kind is removed),
+  // and the parents exist. Sets the index record and the precondition the
+  // rename must meet.
+  Status ReadyForFile(const core::Entry& e, const std::optional<core::Entry>& expected,
+                      std::optional<IndexRecord>* rec, Precondition* pre);
   // Removes the directories above `path` that the index holds as tombstones
   // and that are empty now.
   void RemoveEmptyTombstonedParents(const std::string& path);
