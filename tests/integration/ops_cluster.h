@@ -45,11 +45,18 @@ struct OpsCluster {
   }
   Agent& operator[](size_t i) { return *agents[i]; }
 
-  // Every agent has the same tree on disk and reports the same root.
-  bool Converged() {
-    std::string first = TreeFingerprint(agents[0]->data_dir());
+  std::vector<Agent*> All() {
+    std::vector<Agent*> v;
+    for (auto& a : agents) v.push_back(a.get());
+    return v;
+  }
+  // Every agent of `which` (default: all) has the same tree on disk and
+  // reports the same root.
+  bool Converged(std::vector<Agent*> which = {}) {
+    if (which.empty()) which = All();
+    std::string first = TreeFingerprint(which[0]->data_dir());
     std::string root;
-    for (auto& a : agents) {
+    for (Agent* a : which) {
       if (TreeFingerprint(a->data_dir()) != first) return false;
       nlohmann::json s = a->Status();
       if (!s.contains("root")) return false;
@@ -79,9 +86,11 @@ struct OpsCluster {
   std::string Diagnose() {
     std::string out;
     for (auto& a : agents) {
-      out += "== " + a->name() + "\n" + TreeFingerprint(a->data_dir()) + "\n";
+      nlohmann::json s = a->Status();
+      out += "== " + a->name() + " " + (s.contains("sync_state") ? s["sync_state"].dump() : "") +
+             "\n" + TreeFingerprint(a->data_dir()) + "\n";
       std::string log = a->log();
-      out += log.size() > 6000 ? log.substr(log.size() - 6000) : log;
+      out += log.size() > 8000 ? log.substr(log.size() - 8000) : log;
     }
     return out;
   }

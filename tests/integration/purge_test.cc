@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 
+#include "tests/integration/ops_cluster.h"
 #include "tests/testutil/cluster.h"
 
 namespace gossync::testutil {
@@ -14,54 +15,7 @@ namespace {
 namespace fs = std::filesystem;
 using std::chrono::seconds;
 
-const char* kFastGossip =
-    "interval_ms = 200\nprobe_interval_ms = 250\nprobe_timeout_ms = 100\nsuspicion_mult = 4\n";
-
-struct Cluster {
-  TempDir tmp;
-  ClusterSecrets secrets{tmp / "secrets"};
-  std::vector<std::unique_ptr<Agent>> agents;
-
-  explicit Cluster(int n, const std::string& extra_toml) {
-    for (int i = 0; i < n; ++i) {
-      AgentOptions o = Named(std::string(1, char('a' + i)) + "node");
-      o.gossip_toml = kFastGossip;
-      o.extra_toml = extra_toml;
-      if (i > 0) o.seeds = {agents[0]->gossip_address()};
-      agents.push_back(std::make_unique<Agent>(tmp.path(), &secrets, o));
-    }
-  }
-  Agent& operator[](size_t i) { return *agents[i]; }
-
-  bool Converged(const std::vector<Agent*>& which) {
-    std::string first = TreeFingerprint(which[0]->data_dir());
-    std::string root;
-    for (Agent* a : which) {
-      if (TreeFingerprint(a->data_dir()) != first) return false;
-      nlohmann::json s = a->Status();
-      if (!s.contains("root")) return false;
-      if (root.empty()) root = s["root"];
-      if (s["root"] != root) return false;
-    }
-    return true;
-  }
-  std::vector<Agent*> All() {
-    std::vector<Agent*> v;
-    for (auto& a : agents) v.push_back(a.get());
-    return v;
-  }
-  std::string Diagnose() {
-    std::string out;
-    for (auto& a : agents) {
-      nlohmann::json s = a->Status();
-      out += "== " + a->name() + " " + (s.contains("sync_state") ? s["sync_state"].dump() : "") +
-             "\n" + TreeFingerprint(a->data_dir()) + "\n";
-      std::string log = a->log();
-      out += log.size() > 8000 ? log.substr(log.size() - 8000) : log;
-    }
-    return out;
-  }
-};
+using ops::OpsCluster;
 
 std::string Mode(const Agent& a) {
   nlohmann::json s = a.Status();
@@ -78,7 +32,7 @@ TEST_CASE(
     "Purge: a node stopped for longer than the ttl does not bring deleted files back, and "
     "what it wrote while stopped spreads",
     "[integration][purge][slow]") {
-  Cluster c(3, "tombstone_ttl_s = 60\n");
+  OpsCluster c(3, [](int, AgentOptions& o) { o.extra_toml = "tombstone_ttl_s = 60\n"; });
   for (auto& a : c.agents) a->Start();
   for (auto& a : c.agents) REQUIRE(a->WaitReady());
   Agent& back = c[2];
